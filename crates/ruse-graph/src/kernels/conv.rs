@@ -1,0 +1,337 @@
+//! 2-D convolution as a candle custom op: im2col + gemm forward, gemm + col2im backward,
+//! parallel over the batch. Weight gradients are only computed when the weight is tracked.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::gemm::{matmul, MatRef};
+use super::{f32_slice, fixed_chunks};
+use crate::op::ConvAttrs;
+
+/// Static geometry of one convolution call.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    m: usize,
+    kh: usize,
+    kw: usize,
+    ho: usize,
+    wo: usize,
+    groups: usize,
+    stride: [usize; 2],
+    pads: [usize; 4],
+    dil: [usize; 2],
+}
+
+impl Geom {
+    fn new(x: &[usize], w: &[usize], a: &ConvAttrs) -> candle_core::Result<Self> {
+        if x.len() != 4 || w.len() != 4 {
+            candle_core::bail!("conv2d: expected 4-D input and weight, got {x:?} and {w:?}");
+        }
+        let (kh, kw) = (w[2], w[3]);
+        let out = |inp: usize, k: usize, s: usize, p0: usize, p1: usize, d: usize| {
+            let span = (k - 1) * d + 1;
+            (inp + p0 + p1).checked_sub(span).map(|v| v / s + 1)
+        };
+        let ho = out(x[2], kh, a.stride[0], a.pads[0], a.pads[2], a.dilation[0]);
+        let wo = out(x[3], kw, a.stride[1], a.pads[1], a.pads[3], a.dilation[1]);
+        let (Some(ho), Some(wo)) = (ho, wo) else {
+            candle_core::bail!("conv2d: kernel {kh}x{kw} larger than padded input {x:?}");
+        };
+        if a.groups == 0 || x[1] != w[1] * a.groups || w[0] % a.groups != 0 {
+            candle_core::bail!("conv2d: weight {w:?} does not fit input {x:?} with {} groups", a.groups);
+        }
+        Ok(Geom {
+            b: x[0],
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            m: w[0],
+            kh,
+            kw,
+            ho,
+            wo,
+            groups: a.groups,
+            stride: a.stride,
+            pads: a.pads,
+            dil: a.dilation,
+        })
+    }
+    fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    fn mg(&self) -> usize {
+        self.m / self.groups
+    }
+    /// Rows of the column matrix per group.
+    fn k(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+    fn hw_out(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn in_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    fn out_len(&self) -> usize {
+        self.m * self.hw_out()
+    }
+    /// A 1×1, stride-1, unpadded conv reads the input as its own column matrix.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pads == [0; 4]
+    }
+    /// Input row and column read by kernel tap (i, j) at output (oy, ox), if inside the image.
+    #[inline]
+    fn src(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.stride[0] + i * self.dil[0]).checked_sub(self.pads[0])?;
+        let x = (ox * self.stride[1] + j * self.dil[1]).checked_sub(self.pads[1])?;
+        (y < self.h && x < self.w).then_some((y, x))
+    }
+
+    /// Fills `col` (k × ho·wo) with the patches of group `g` of one image `x` (c × h × w).
+    fn im2col(&self, x: &[f32], g: usize, col: &mut [f32]) {
+        let hw = self.hw_out();
+        let plane = self.h * self.w;
+        for cc in 0..self.cg() {
+            let xc = &x[(g * self.cg() + cc) * plane..][..plane];
+            for i in 0..self.kh {
+                for j in 0..self.kw {
+                    let row = &mut col[((cc * self.kh + i) * self.kw + j) * hw..][..hw];
+                    for oy in 0..self.ho {
+                        for ox in 0..self.wo {
+                            row[oy * self.wo + ox] = match self.src(oy, ox, i, j) {
+                                Some((y, xx)) => xc[y * self.w + xx],
+                                None => 0.0,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the column gradient `col` (k × ho·wo) of group `g` back into the image gradient `gx`.
+    fn col2im(&self, col: &[f32], g: usize, gx: &mut [f32]) {
+        let hw = self.hw_out();
+        let plane = self.h * self.w;
+        for cc in 0..self.cg() {
+            let gc = &mut gx[(g * self.cg() + cc) * plane..][..plane];
+            for i in 0..self.kh {
+                for j in 0..self.kw {
+                    let row = &col[((cc * self.kh + i) * self.kw + j) * hw..][..hw];
+                    for oy in 0..self.ho {
+                        for ox in 0..self.wo {
+                            if let Some((y, xx)) = self.src(oy, ox, i, j) {
+                                gc[y * self.w + xx] += row[oy * self.wo + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward convolution (no bias): x [B,C,H,W] ⊛ w [M,C/g,kh,kw] → [B,M,Ho,Wo].
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    /// Geometry attributes.
+    pub attrs: ConvAttrs,
+}
+
+impl CustomOp2 for Conv2d {
+    fn name(&self) -> &'static str {
+        "ruse-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), &self.attrs)?;
+        let x = f32_slice(s1, l1, "conv2d")?;
+        let w = f32_slice(s2, l2, "conv2d")?;
+        let mut out = vec![0f32; g.b * g.out_len()];
+        let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
+        out.par_chunks_mut(g.out_len().max(1))
+            .enumerate()
+            .for_each_init(
+                || vec![0f32; if g.is_pointwise() { 0 } else { k * hw }],
+                |col, (bi, ob)| {
+                    let xb = &x[bi * g.in_len()..][..g.in_len()];
+                    for gi in 0..g.groups {
+                        let wg = MatRef::row_major(&w[gi * mg * k..][..mg * k], mg, k);
+                        let cm = if g.is_pointwise() {
+                            MatRef::row_major(&xb[gi * k * hw..][..k * hw], k, hw)
+                        } else {
+                            g.im2col(xb, gi, col);
+                            MatRef::row_major(col, k, hw)
+                        };
+                        matmul(wg, cm, &mut ob[gi * mg * hw..][..mg * hw], false);
+                    }
+                },
+            );
+        Ok((CpuStorage::F32(out), Shape::from((g.b, g.m, g.ho, g.wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let gx = if x.track_op() {
+            Some(grad.apply_op2_no_bwd(
+                w,
+                &Conv2dBackwardInput {
+                    attrs: self.attrs.clone(),
+                    input_dims: x.dims().to_vec(),
+                },
+            )?)
+        } else {
+            None
+        };
+        let gw = if w.track_op() {
+            Some(x.apply_op2_no_bwd(
+                &grad,
+                &Conv2dBackwardWeight {
+                    attrs: self.attrs.clone(),
+                    weight_dims: w.dims().to_vec(),
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok((gx, gw))
+    }
+}
+
+/// Gradient of the convolution with respect to its input: (grad_out, w) → grad_x.
+#[derive(Debug, Clone)]
+struct Conv2dBackwardInput {
+    attrs: ConvAttrs,
+    input_dims: Vec<usize>,
+}
+
+impl CustomOp2 for Conv2dBackwardInput {
+    fn name(&self) -> &'static str {
+        "ruse-conv2d-bwd-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = Geom::new(&self.input_dims, l2.dims(), &self.attrs)?;
+        let go = f32_slice(s1, l1, "conv2d backward")?;
+        let w = f32_slice(s2, l2, "conv2d backward")?;
+        let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
+        let mut gx = vec![0f32; g.b * g.in_len()];
+        gx.par_chunks_mut(g.in_len().max(1))
+            .enumerate()
+            .for_each_init(
+                || vec![0f32; k * hw],
+                |col, (bi, gxb)| {
+                    let gob = &go[bi * g.out_len()..][..g.out_len()];
+                    for gi in 0..g.groups {
+                        let wt = MatRef::row_major(&w[gi * mg * k..][..mg * k], mg, k).t();
+                        let gm = MatRef::row_major(&gob[gi * mg * hw..][..mg * hw], mg, hw);
+                        if g.is_pointwise() {
+                            matmul(wt, gm, &mut gxb[gi * k * hw..][..k * hw], true);
+                        } else {
+                            matmul(wt, gm, col, false);
+                            g.col2im(col, gi, gxb);
+                        }
+                    }
+                },
+            );
+        Ok((CpuStorage::F32(gx), Shape::from(self.input_dims.clone())))
+    }
+}
+
+/// Gradient of the convolution with respect to its weight: (x, grad_out) → grad_w.
+#[derive(Debug, Clone)]
+struct Conv2dBackwardWeight {
+    attrs: ConvAttrs,
+    weight_dims: Vec<usize>,
+}
+
+/// Batch chunks for weight-gradient partial sums: fixed, so the result does not depend on threads.
+const WEIGHT_GRAD_CHUNKS: usize = 16;
+
+impl CustomOp2 for Conv2dBackwardWeight {
+    fn name(&self) -> &'static str {
+        "ruse-conv2d-bwd-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), &self.weight_dims, &self.attrs)?;
+        let x = f32_slice(s1, l1, "conv2d weight backward")?;
+        let go = f32_slice(s2, l2, "conv2d weight backward")?;
+        let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
+        let wlen = g.m * k;
+        let partials: Vec<Vec<f32>> = fixed_chunks(g.b, WEIGHT_GRAD_CHUNKS)
+            .into_par_iter()
+            .map(|range| {
+                let mut acc = vec![0f32; wlen];
+                let mut col = vec![0f32; if g.is_pointwise() { 0 } else { k * hw }];
+                for bi in range {
+                    let xb = &x[bi * g.in_len()..][..g.in_len()];
+                    let gob = &go[bi * g.out_len()..][..g.out_len()];
+                    for gi in 0..g.groups {
+                        let cm = if g.is_pointwise() {
+                            MatRef::row_major(&xb[gi * k * hw..][..k * hw], k, hw)
+                        } else {
+                            g.im2col(xb, gi, &mut col);
+                            MatRef::row_major(&col, k, hw)
+                        };
+                        let gm = MatRef::row_major(&gob[gi * mg * hw..][..mg * hw], mg, hw);
+                        matmul(gm, cm.t(), &mut acc[gi * mg * k..][..mg * k], true);
+                    }
+                }
+                acc
+            })
+            .collect();
+        let mut gw = vec![0f32; wlen];
+        for p in &partials {
+            gw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        Ok((CpuStorage::F32(gw), Shape::from(self.weight_dims.clone())))
+    }
+}
+
+/// Convolution with ruse's kernel on CPU and candle's conv2d elsewhere; bias added by broadcast.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, attrs: &ConvAttrs) -> candle_core::Result<Tensor> {
+    let y = if x.device().is_cpu() {
+        x.contiguous()?.apply_op2(&w.contiguous()?, Conv2d { attrs: attrs.clone() })?
+    } else {
+        if attrs.dilation[0] != attrs.dilation[1] || attrs.stride[0] != attrs.stride[1] {
+            candle_core::bail!("conv2d on this device needs equal strides and dilations on both axes");
+        }
+        let xp = x
+            .pad_with_zeros(2, attrs.pads[0], attrs.pads[2])?
+            .pad_with_zeros(3, attrs.pads[1], attrs.pads[3])?;
+        xp.conv2d(w, 0, attrs.stride[0], attrs.dilation[0], attrs.groups)?
+    };
+    match b {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
+        None => Ok(y),
+    }
+}

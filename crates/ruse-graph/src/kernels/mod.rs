@@ -1,0 +1,36 @@
+//! Hand-written CPU kernels wrapped as candle custom ops (forward and backward), used where candle's
+//! stock kernels are slow (conv backward) or wrong (max-pool backward scale, ReLU gradient at 0).
+//! On other devices the forward falls back to candle's own ops.
+
+pub mod conv;
+pub mod gemm;
+pub mod pointwise;
+pub mod pool;
+
+use candle_core::{CpuStorage, Layout};
+
+/// The contiguous f32 slice behind a CPU storage, or an error naming the op.
+pub(crate) fn f32_slice<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => candle_core::bail!("{op}: only f32 tensors are supported"),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{op}: operand must be contiguous"),
+    }
+}
+
+/// Splits `0..n` into at most `parts` contiguous, nearly equal ranges (a fixed split, so sums are
+/// reduced in the same order whatever the thread count: bit-identical results).
+pub(crate) fn fixed_chunks(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    (0..parts)
+        .map(|i| (i * n / parts)..((i + 1) * n / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
+}

@@ -1,0 +1,183 @@
+//! 2-D max pooling with a correct backward (one winner per window: the first maximum in scan
+//! order, as PyTorch), and average pooling expressed as a depthwise convolution.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::f32_slice;
+use crate::op::{ConvAttrs, PoolAttrs};
+
+/// Index (into the plane) of the winning element of each output cell, or None for an empty window.
+fn argmax_plane(x: &[f32], h: usize, w: usize, p: &PoolAttrs, ho: usize, wo: usize, mut f: impl FnMut(usize, Option<usize>)) {
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let mut best: Option<(usize, f32)> = None;
+            for i in 0..p.kernel[0] {
+                let Some(y) = (oy * p.stride[0] + i * p.dilation[0]).checked_sub(p.pads[0]) else {
+                    continue;
+                };
+                if y >= h {
+                    continue;
+                }
+                for j in 0..p.kernel[1] {
+                    let Some(xx) = (ox * p.stride[1] + j * p.dilation[1]).checked_sub(p.pads[1]) else {
+                        continue;
+                    };
+                    if xx >= w {
+                        continue;
+                    }
+                    let v = x[y * w + xx];
+                    // Strictly greater keeps the first maximum; NaN propagates as PyTorch does.
+                    let better = match best {
+                        None => true,
+                        Some((_, b)) => v > b || (v.is_nan() && !b.is_nan()),
+                    };
+                    if better {
+                        best = Some((y * w + xx, v));
+                    }
+                }
+            }
+            f(oy * wo + ox, best.map(|b| b.0));
+        }
+    }
+}
+
+fn dims4(d: &[usize], op: &str) -> candle_core::Result<(usize, usize, usize)> {
+    match d {
+        [b, c, h, w] => Ok((b * c, *h, *w)),
+        _ => candle_core::bail!("{op}: expected a 4-D tensor, got {d:?}"),
+    }
+}
+
+/// Max pooling over [B, C, H, W].
+#[derive(Debug, Clone)]
+pub struct MaxPool2d {
+    /// Window geometry.
+    pub attrs: PoolAttrs,
+}
+
+impl CustomOp1 for MaxPool2d {
+    fn name(&self) -> &'static str {
+        "ruse-maxpool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "maxpool")?;
+        let (planes, h, w) = dims4(l.dims(), "maxpool")?;
+        let Some([ho, wo]) = self.attrs.output_hw(h, w) else {
+            candle_core::bail!("maxpool: window larger than padded input {:?}", l.dims());
+        };
+        let mut out = vec![0f32; planes * ho * wo];
+        out.par_chunks_mut((ho * wo).max(1))
+            .enumerate()
+            .for_each(|(pi, o)| {
+                let xp = &x[pi * h * w..][..h * w];
+                argmax_plane(xp, h, w, &self.attrs, ho, wo, |cell, win| {
+                    o[cell] = win.map_or(f32::NEG_INFINITY, |i| xp[i]);
+                });
+            });
+        let d = l.dims();
+        Ok((CpuStorage::F32(out), Shape::from((d[0], d[1], ho, wo))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let g = arg.apply_op2_no_bwd(&grad.contiguous()?, &MaxPool2dBackward { attrs: self.attrs.clone() })?;
+        Ok(Some(g))
+    }
+}
+
+/// (x, grad_out) → grad_x for max pooling.
+#[derive(Debug, Clone)]
+struct MaxPool2dBackward {
+    attrs: PoolAttrs,
+}
+
+impl CustomOp2 for MaxPool2dBackward {
+    fn name(&self) -> &'static str {
+        "ruse-maxpool2d-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "maxpool backward")?;
+        let go = f32_slice(s2, l2, "maxpool backward")?;
+        let (planes, h, w) = dims4(l1.dims(), "maxpool backward")?;
+        let Some([ho, wo]) = self.attrs.output_hw(h, w) else {
+            candle_core::bail!("maxpool backward: bad geometry");
+        };
+        let mut gx = vec![0f32; planes * h * w];
+        gx.par_chunks_mut((h * w).max(1))
+            .enumerate()
+            .for_each(|(pi, gp)| {
+                let xp = &x[pi * h * w..][..h * w];
+                let gop = &go[pi * ho * wo..][..ho * wo];
+                argmax_plane(xp, h, w, &self.attrs, ho, wo, |cell, win| {
+                    if let Some(i) = win {
+                        gp[i] += gop[cell];
+                    }
+                });
+            });
+        Ok((CpuStorage::F32(gx), Shape::from(l1.dims())))
+    }
+}
+
+/// Max pooling: ruse's kernel on CPU, candle's (non-overlapping windows only) elsewhere.
+pub fn max_pool2d(x: &Tensor, attrs: &PoolAttrs) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() {
+        return x.contiguous()?.apply_op1(MaxPool2d { attrs: attrs.clone() });
+    }
+    if attrs.pads != [0; 4] || attrs.dilation != [1, 1] || attrs.ceil_mode {
+        candle_core::bail!("max pooling with padding, dilation or ceil_mode is CPU-only");
+    }
+    x.max_pool2d_with_stride((attrs.kernel[0], attrs.kernel[1]), (attrs.stride[0], attrs.stride[1]))
+}
+
+/// Average pooling as a depthwise convolution with a constant kernel, divided by each window's
+/// cell count (padding included or not).
+pub fn avg_pool2d(x: &Tensor, attrs: &PoolAttrs, count_include_pad: bool) -> candle_core::Result<Tensor> {
+    let (_, c, h, w) = x.dims4()?;
+    let [kh, kw] = attrs.kernel;
+    let Some([ho, wo]) = attrs.output_hw(h, w) else {
+        candle_core::bail!("average pool: window larger than padded input");
+    };
+    let ones = Tensor::ones((c, 1, kh, kw), DType::F32, x.device())?;
+    let conv = ConvAttrs {
+        stride: attrs.stride,
+        pads: attrs.pads,
+        dilation: [1, 1],
+        groups: c,
+    };
+    // Ceil mode can add windows past the bottom/right pad: widen the pad so the conv sees them.
+    let extra_h = ((ho - 1) * attrs.stride[0] + kh).saturating_sub(h + attrs.pads[0] + attrs.pads[2]);
+    let extra_w = ((wo - 1) * attrs.stride[1] + kw).saturating_sub(w + attrs.pads[1] + attrs.pads[3]);
+    let conv = ConvAttrs {
+        pads: [conv.pads[0], conv.pads[1], conv.pads[2] + extra_h, conv.pads[3] + extra_w],
+        ..conv
+    };
+    let sum = super::conv::conv2d(x, &ones, None, &conv)?;
+    let mut counts = vec![0f32; ho * wo];
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let count = |o: usize, s: usize, k: usize, p0: usize, p1: usize, n: usize| {
+                let start = (o * s) as isize - p0 as isize;
+                let end = (start + k as isize).min((n + p1) as isize);
+                let (lo, hi) = if count_include_pad {
+                    (start, end)
+                } else {
+                    (start.max(0), end.min(n as isize))
+                };
+                (hi - lo).max(0) as f32
+            };
+            let cy = count(oy, attrs.stride[0], kh, attrs.pads[0], attrs.pads[2], h);
+            let cx = count(ox, attrs.stride[1], kw, attrs.pads[1], attrs.pads[3], w);
+            counts[oy * wo + ox] = 1.0 / (cy * cx).max(1.0);
+        }
+    }
+    let inv = Tensor::from_vec(counts, (1, 1, ho, wo), x.device())?;
+    sum.broadcast_mul(&inv)
+}
