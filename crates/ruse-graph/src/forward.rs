@@ -4,7 +4,11 @@ use candle_core::{DType, Tensor};
 
 use crate::error::{GraphError, Result};
 use crate::graph::{Graph, Node, Operand, INPUT};
-use crate::kernels::{conv, pointwise::{pointwise, Pointwise}, pool};
+use crate::kernels::{
+    conv,
+    pointwise::{pointwise, Pointwise},
+    pool,
+};
 use crate::op::Op;
 
 impl Graph {
@@ -29,7 +33,9 @@ impl Graph {
         values
             .into_iter()
             .enumerate()
-            .map(|(i, v)| v.ok_or_else(|| GraphError::Input(format!("value {i} was never computed"))))
+            .map(|(i, v)| {
+                v.ok_or_else(|| GraphError::Input(format!("value {i} was never computed")))
+            })
             .collect()
     }
 
@@ -47,12 +53,20 @@ impl Graph {
             )));
         }
         if x.dtype() != DType::F32 {
-            return Err(GraphError::Input(format!("expected f32 input, got {:?}", x.dtype())));
+            return Err(GraphError::Input(format!(
+                "expected f32 input, got {:?}",
+                x.dtype()
+            )));
         }
         Ok(())
     }
 
-    fn forward_values(&self, params: &[Tensor], x: &Tensor, keep_all: bool) -> Result<Vec<Option<Tensor>>> {
+    fn forward_values(
+        &self,
+        params: &[Tensor],
+        x: &Tensor,
+        keep_all: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
         self.check_input(x)?;
         if params.len() != self.params.len() {
             return Err(GraphError::Input(format!(
@@ -77,9 +91,12 @@ impl Graph {
                 .inputs
                 .iter()
                 .map(|o| match o {
-                    Operand::Value(v) => values[*v]
-                        .clone()
-                        .ok_or_else(|| GraphError::Input(format!("node '{}' reads value {v} before it is computed", node.name))),
+                    Operand::Value(v) => values[*v].clone().ok_or_else(|| {
+                        GraphError::Input(format!(
+                            "node '{}' reads value {v} before it is computed",
+                            node.name
+                        ))
+                    }),
                     Operand::Param(p) => Ok(params[*p].clone()),
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -108,7 +125,11 @@ pub fn apply(node: &Node, a: &[Tensor]) -> candle_core::Result<Tensor> {
     let x = &a[0];
     match &node.op {
         Op::Conv(attrs) => conv::conv2d(x, &a[1], a.get(2), attrs),
-        Op::Gemm { alpha, beta, trans_b } => {
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_b,
+        } => {
             let b = if *trans_b { a[1].t()? } else { a[1].clone() };
             let mut y = x.matmul(&b)?;
             if *alpha != 1.0 {
@@ -171,7 +192,11 @@ pub fn apply(node: &Node, a: &[Tensor]) -> candle_core::Result<Tensor> {
         }
         Op::Concat { axis } => Tensor::cat(a, axis + 1),
         Op::Pad { pads, value } => {
-            let mut y = if *value != 0.0 { (x - *value as f64)? } else { x.clone() };
+            let mut y = if *value != 0.0 {
+                (x - *value as f64)?
+            } else {
+                x.clone()
+            };
             for (i, (lo, hi)) in pads.iter().enumerate() {
                 if *lo > 0 || *hi > 0 {
                     y = y.pad_with_zeros(i + 1, *lo, *hi)?;

@@ -78,7 +78,11 @@ pub const INPUT: ValueId = 0;
 
 impl Graph {
     /// An empty graph with one input of the given per-sample shape.
-    pub fn new(name: impl Into<String>, input_name: impl Into<String>, input_shape: Vec<usize>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        input_name: impl Into<String>,
+        input_shape: Vec<usize>,
+    ) -> Self {
         Graph {
             name: name.into(),
             values: vec![Value {
@@ -114,7 +118,12 @@ impl Graph {
     }
 
     /// Adds a constant tensor and returns its id.
-    pub fn add_param(&mut self, name: impl Into<String>, tensor: Tensor, trainable: bool) -> ParamId {
+    pub fn add_param(
+        &mut self,
+        name: impl Into<String>,
+        tensor: Tensor,
+        trainable: bool,
+    ) -> ParamId {
         self.params.push(Param {
             name: name.into(),
             tensor,
@@ -124,18 +133,25 @@ impl Graph {
     }
 
     /// Adds a node after checking its operand shapes; returns the new value (which becomes the output).
-    pub fn add_node(&mut self, name: impl Into<String>, op: Op, inputs: Vec<Operand>) -> Result<ValueId> {
+    pub fn add_node(
+        &mut self,
+        name: impl Into<String>,
+        op: Op,
+        inputs: Vec<Operand>,
+    ) -> Result<ValueId> {
         let name = name.into();
         let shapes = inputs
             .iter()
             .map(|o| self.operand_shape(*o))
             .collect::<Result<Vec<_>>>()?;
-        let shape = op.infer_shape(&shapes).map_err(|reason| GraphError::Shape {
-            path: "<graph>".into(),
-            node: name.clone(),
-            op: op.onnx_type().into(),
-            reason,
-        })?;
+        let shape = op
+            .infer_shape(&shapes)
+            .map_err(|reason| GraphError::Shape {
+                path: "<graph>".into(),
+                node: name.clone(),
+                op: op.onnx_type().into(),
+                reason,
+            })?;
         self.values.push(Value {
             name: name.clone(),
             shape,

@@ -280,9 +280,9 @@ impl Op {
         let konst = |i: usize| -> Result<Vec<usize>, String> {
             match inputs.get(i) {
                 Some(OperandShape::Const(c)) => Ok(c.clone()),
-                Some(OperandShape::Batched(_)) => {
-                    Err(format!("operand {i} must be a constant (weight), not a run-time value"))
-                }
+                Some(OperandShape::Batched(_)) => Err(format!(
+                    "operand {i} must be a constant (weight), not a run-time value"
+                )),
                 None => Err(format!("missing operand {i}")),
             }
         };
@@ -330,7 +330,9 @@ impl Op {
                     let c = konst(2)?;
                     broadcast_shapes(&[1, n], &c)
                         .filter(|r| r == &vec![1, n])
-                        .ok_or_else(|| format!("C of shape {c:?} does not broadcast to [N, {n}]"))?;
+                        .ok_or_else(|| {
+                            format!("C of shape {c:?} does not broadcast to [N, {n}]")
+                        })?;
                 }
                 Ok(vec![n])
             }
@@ -442,10 +444,16 @@ impl Op {
                 }
                 for s in &inputs[1..] {
                     let OperandShape::Batched(s) = s else {
-                        return Err("concatenating a constant with a run-time value is not supported".into());
+                        return Err(
+                            "concatenating a constant with a run-time value is not supported"
+                                .into(),
+                        );
                     };
                     if s.len() != x.len()
-                        || s.iter().zip(&x).enumerate().any(|(i, (a, b))| i != *axis && a != b)
+                        || s.iter()
+                            .zip(&x)
+                            .enumerate()
+                            .any(|(i, (a, b))| i != *axis && a != b)
                     {
                         return Err(format!("cannot concatenate [N, {s:?}] with [N, {x:?}]"));
                     }

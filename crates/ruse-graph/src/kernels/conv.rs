@@ -42,7 +42,10 @@ impl Geom {
             candle_core::bail!("conv2d: kernel {kh}x{kw} larger than padded input {x:?}");
         };
         if a.groups == 0 || x[1] != w[1] * a.groups || w[0] % a.groups != 0 {
-            candle_core::bail!("conv2d: weight {w:?} does not fit input {x:?} with {} groups", a.groups);
+            candle_core::bail!(
+                "conv2d: weight {w:?} does not fit input {x:?} with {} groups",
+                a.groups
+            );
         }
         Ok(Geom {
             b: x[0],
@@ -318,12 +321,24 @@ impl CustomOp2 for Conv2dBackwardWeight {
 }
 
 /// Convolution with ruse's kernel on CPU and candle's conv2d elsewhere; bias added by broadcast.
-pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, attrs: &ConvAttrs) -> candle_core::Result<Tensor> {
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    attrs: &ConvAttrs,
+) -> candle_core::Result<Tensor> {
     let y = if x.device().is_cpu() {
-        x.contiguous()?.apply_op2(&w.contiguous()?, Conv2d { attrs: attrs.clone() })?
+        x.contiguous()?.apply_op2(
+            &w.contiguous()?,
+            Conv2d {
+                attrs: attrs.clone(),
+            },
+        )?
     } else {
         if attrs.dilation[0] != attrs.dilation[1] || attrs.stride[0] != attrs.stride[1] {
-            candle_core::bail!("conv2d on this device needs equal strides and dilations on both axes");
+            candle_core::bail!(
+                "conv2d on this device needs equal strides and dilations on both axes"
+            );
         }
         let xp = x
             .pad_with_zeros(2, attrs.pads[0], attrs.pads[2])?

@@ -48,7 +48,10 @@ impl<'a> MatRef<'a> {
 /// `c` (row-major m×n) = `a`·`b`, or `c += a·b` when `accumulate`.
 pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && c.len() >= m * n && a.fits() && b.fits(), "matmul: bad operand sizes");
+    assert!(
+        b.rows == k && c.len() >= m * n && a.fits() && b.fits(),
+        "matmul: bad operand sizes"
+    );
     if m == 0 || n == 0 {
         return;
     }

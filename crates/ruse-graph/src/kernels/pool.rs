@@ -8,7 +8,15 @@ use super::f32_slice;
 use crate::op::{ConvAttrs, PoolAttrs};
 
 /// Index (into the plane) of the winning element of each output cell, or None for an empty window.
-fn argmax_plane(x: &[f32], h: usize, w: usize, p: &PoolAttrs, ho: usize, wo: usize, mut f: impl FnMut(usize, Option<usize>)) {
+fn argmax_plane(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    p: &PoolAttrs,
+    ho: usize,
+    wo: usize,
+    mut f: impl FnMut(usize, Option<usize>),
+) {
     for oy in 0..ho {
         for ox in 0..wo {
             let mut best: Option<(usize, f32)> = None;
@@ -20,7 +28,8 @@ fn argmax_plane(x: &[f32], h: usize, w: usize, p: &PoolAttrs, ho: usize, wo: usi
                     continue;
                 }
                 for j in 0..p.kernel[1] {
-                    let Some(xx) = (ox * p.stride[1] + j * p.dilation[1]).checked_sub(p.pads[1]) else {
+                    let Some(xx) = (ox * p.stride[1] + j * p.dilation[1]).checked_sub(p.pads[1])
+                    else {
                         continue;
                     };
                     if xx >= w {
@@ -80,8 +89,18 @@ impl CustomOp1 for MaxPool2d {
         Ok((CpuStorage::F32(out), Shape::from((d[0], d[1], ho, wo))))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let g = arg.apply_op2_no_bwd(&grad.contiguous()?, &MaxPool2dBackward { attrs: self.attrs.clone() })?;
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let g = arg.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &MaxPool2dBackward {
+                attrs: self.attrs.clone(),
+            },
+        )?;
         Ok(Some(g))
     }
 }
@@ -129,17 +148,26 @@ impl CustomOp2 for MaxPool2dBackward {
 /// Max pooling: ruse's kernel on CPU, candle's (non-overlapping windows only) elsewhere.
 pub fn max_pool2d(x: &Tensor, attrs: &PoolAttrs) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() {
-        return x.contiguous()?.apply_op1(MaxPool2d { attrs: attrs.clone() });
+        return x.contiguous()?.apply_op1(MaxPool2d {
+            attrs: attrs.clone(),
+        });
     }
     if attrs.pads != [0; 4] || attrs.dilation != [1, 1] || attrs.ceil_mode {
         candle_core::bail!("max pooling with padding, dilation or ceil_mode is CPU-only");
     }
-    x.max_pool2d_with_stride((attrs.kernel[0], attrs.kernel[1]), (attrs.stride[0], attrs.stride[1]))
+    x.max_pool2d_with_stride(
+        (attrs.kernel[0], attrs.kernel[1]),
+        (attrs.stride[0], attrs.stride[1]),
+    )
 }
 
 /// Average pooling as a depthwise convolution with a constant kernel, divided by each window's
 /// cell count (padding included or not).
-pub fn avg_pool2d(x: &Tensor, attrs: &PoolAttrs, count_include_pad: bool) -> candle_core::Result<Tensor> {
+pub fn avg_pool2d(
+    x: &Tensor,
+    attrs: &PoolAttrs,
+    count_include_pad: bool,
+) -> candle_core::Result<Tensor> {
     let (_, c, h, w) = x.dims4()?;
     let [kh, kw] = attrs.kernel;
     let Some([ho, wo]) = attrs.output_hw(h, w) else {
@@ -153,10 +181,17 @@ pub fn avg_pool2d(x: &Tensor, attrs: &PoolAttrs, count_include_pad: bool) -> can
         groups: c,
     };
     // Ceil mode can add windows past the bottom/right pad: widen the pad so the conv sees them.
-    let extra_h = ((ho - 1) * attrs.stride[0] + kh).saturating_sub(h + attrs.pads[0] + attrs.pads[2]);
-    let extra_w = ((wo - 1) * attrs.stride[1] + kw).saturating_sub(w + attrs.pads[1] + attrs.pads[3]);
+    let extra_h =
+        ((ho - 1) * attrs.stride[0] + kh).saturating_sub(h + attrs.pads[0] + attrs.pads[2]);
+    let extra_w =
+        ((wo - 1) * attrs.stride[1] + kw).saturating_sub(w + attrs.pads[1] + attrs.pads[3]);
     let conv = ConvAttrs {
-        pads: [conv.pads[0], conv.pads[1], conv.pads[2] + extra_h, conv.pads[3] + extra_w],
+        pads: [
+            conv.pads[0],
+            conv.pads[1],
+            conv.pads[2] + extra_h,
+            conv.pads[3] + extra_w,
+        ],
         ..conv
     };
     let sum = super::conv::conv2d(x, &ones, None, &conv)?;
