@@ -124,6 +124,16 @@ fn tensor_to_const(t: &TensorProto, path: &Path) -> Result<Const> {
         .filter(|&n| n <= (1 << 31))
         .ok_or_else(|| bad(format!("absurd shape {dims:?}")))?;
     let raw = &t.raw_data;
+    let check_raw = |width: usize| -> Result<()> {
+        if raw.len() != n * width {
+            return Err(bad(format!(
+                "raw data has {} bytes but its shape {dims:?} needs {} (truncated or corrupt)",
+                raw.len(),
+                n * width
+            )));
+        }
+        Ok(())
+    };
     let check = |got: usize| -> Result<()> {
         if got != n {
             return Err(bad(format!(
@@ -147,7 +157,7 @@ fn tensor_to_const(t: &TensorProto, path: &Path) -> Result<Const> {
                 check(t.float_data.len())?;
                 f32s(t.float_data.clone())
             } else {
-                check(raw.len() / 4).and_then(|_| if raw.len() % 4 == 0 { Ok(()) } else { check(usize::MAX) })?;
+                check_raw(4)?;
                 f32s(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
             }
         }
@@ -156,7 +166,7 @@ fn tensor_to_const(t: &TensorProto, path: &Path) -> Result<Const> {
                 check(t.double_data.len())?;
                 f32s(t.double_data.iter().map(|&v| v as f32).collect())
             } else {
-                check(raw.len() / 8)?;
+                check_raw(8)?;
                 f32s(raw
                     .chunks_exact(8)
                     .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
@@ -168,7 +178,7 @@ fn tensor_to_const(t: &TensorProto, path: &Path) -> Result<Const> {
                 check(t.int64_data.len())?;
                 i64s(t.int64_data.clone())
             } else {
-                check(raw.len() / 8)?;
+                check_raw(8)?;
                 i64s(raw
                     .chunks_exact(8)
                     .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
@@ -180,7 +190,7 @@ fn tensor_to_const(t: &TensorProto, path: &Path) -> Result<Const> {
                 check(t.int32_data.len())?;
                 i64s(t.int32_data.iter().map(|&v| v as i64).collect())
             } else {
-                check(raw.len() / 4)?;
+                check_raw(4)?;
                 i64s(raw
                     .chunks_exact(4)
                     .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
@@ -193,7 +203,7 @@ fn tensor_to_const(t: &TensorProto, path: &Path) -> Result<Const> {
                 check(t.int32_data.len())?;
                 i64s(t.int32_data.iter().map(|&v| v as i64).collect())
             } else {
-                check(raw.len())?;
+                check_raw(1)?;
                 i64s(raw.iter().map(|&b| if signed { b as i8 as i64 } else { b as i64 }).collect())
             }
         }
@@ -1352,6 +1362,13 @@ impl Importer {
                             "weight of shape {:?}: only 2-D convolution is supported",
                             w.dims()
                         ),
+                    ));
+                }
+                if w.dims().contains(&0) {
+                    return Err(self.shape_err(
+                        node,
+                        idx,
+                        format!("weight of shape {:?} is empty", w.dims()),
                     ));
                 }
                 let kernel = [w.dims()[2], w.dims()[3]];

@@ -1,0 +1,155 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ruse: fool, measure, harden and prove deep neural networks.
+#[derive(Parser, Debug)]
+#[command(name = "ruse", version, about, long_about = None)]
+pub struct Cli {
+    /// Worker threads for the tensor kernels (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Clean accuracy, per-class accuracy and confusion matrix of a model on a dataset.
+    Eval(EvalArgs),
+    /// Train a zoo architecture (or resume a checkpoint) and write an ONNX model.
+    Train(TrainArgs),
+    /// Show a model's ops, shapes, parameter count and input domain.
+    Inspect(InspectArgs),
+    /// Classify one input (an image file or a JSON array) and print the scores as JSON.
+    Predict(PredictArgs),
+    /// Re-export a model (ONNX in, ONNX out), optionally setting its input domain.
+    Export(ExportArgs),
+}
+
+/// Which model to load.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// ONNX model file, or `default` for the bundled MNIST CNN.
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// Override the model's input domain, as `LO,HI` (default: from the file, else 0,1).
+    #[arg(long, value_name = "LO,HI")]
+    pub input_domain: Option<String>,
+}
+
+/// Which data to use.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset: `bundled` (first 1000 MNIST test images), or mnist:DIR, fashion:DIR, cifar10:DIR, digits:DIR, folder:DIR.
+    #[arg(long, default_value = "bundled")]
+    pub data: String,
+    /// Split to read: test or train.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Use only the first N samples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// `ruse eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Samples per forward pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ruse train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Architecture: mlp, cnn-small, cnn-medium, cnn-large, cnn-pool, resnet-small.
+    #[arg(long, default_value = "cnn-small")]
+    pub arch: String,
+    /// Training data, e.g. mnist:../shared/data/mnist (required unless --resume).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Use only the first N training samples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Validate on the first N test samples after each epoch (0 = no validation).
+    #[arg(long, default_value_t = 10000)]
+    pub val_limit: usize,
+    /// Epochs (default 3; with --resume, the checkpoint's total unless given).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Optimizer: adam or sgd (momentum 0.9).
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// Learning rate (default 1e-3 for adam, 0.05 for sgd).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate schedule: constant, cosine, or step:EVERY:GAMMA.
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Per-channel input normalisation inside the model: `auto` (dataset statistics), `none`, or MEAN,STD[,MEAN,STD…].
+    #[arg(long, default_value = "auto")]
+    pub normalize: String,
+    /// Seed for initialisation and shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output ONNX file; a checkpoint is written to OUT.ckpt after every epoch.
+    #[arg(long, default_value = "model.onnx")]
+    pub out: PathBuf,
+    /// Continue from a checkpoint (OUT.ckpt of an earlier run); --epochs may raise the total.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Do not write checkpoints.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+}
+
+/// `ruse inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ruse predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// An image file (PNG/JPEG), converted and resized to the model's input.
+    #[arg(long, conflicts_with = "input")]
+    pub image: Option<PathBuf>,
+    /// A JSON file holding a flat array of the input's numbers (`-` reads stdin).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+}
+
+/// `ruse export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output ONNX file.
+    #[arg(long)]
+    pub out: PathBuf,
+}

@@ -1,0 +1,87 @@
+//! Loading models and datasets named on the command line.
+
+use anyhow::{bail, Context, Result};
+use ruse_data::{DataSpec, Dataset, Split};
+use ruse_graph::Graph;
+use sha2::{Digest, Sha256};
+
+use crate::cli::{DataArgs, ModelArgs};
+
+/// The bundled default model: a cnn-pool trained by ruse on MNIST (see assets/models/README.md).
+pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
+
+/// A loaded model with where it came from.
+pub struct LoadedModel {
+    /// The graph.
+    pub graph: Graph,
+    /// Path or "default".
+    pub source: String,
+    /// SHA-256 of the model bytes.
+    pub sha256: String,
+}
+
+/// Parses `LO,HI`.
+pub fn parse_domain(s: &str) -> Result<(f32, f32)> {
+    let parts: Vec<&str> = s.split(',').collect();
+    let [lo, hi] = parts.as_slice() else {
+        bail!("input domain '{s}' must be LO,HI (e.g. 0,1)");
+    };
+    let lo: f32 = lo
+        .trim()
+        .parse()
+        .with_context(|| format!("'{lo}' is not a number"))?;
+    let hi: f32 = hi
+        .trim()
+        .parse()
+        .with_context(|| format!("'{hi}' is not a number"))?;
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        bail!("input domain '{s}' needs finite LO < HI");
+    }
+    Ok((lo, hi))
+}
+
+/// Loads `--model` (a file or `default`) and applies `--input-domain`.
+pub fn load_model(args: &ModelArgs) -> Result<LoadedModel> {
+    let (bytes, source) = if args.model == "default" {
+        (
+            DEFAULT_MODEL.to_vec(),
+            "default (bundled mnist cnn-pool)".to_string(),
+        )
+    } else {
+        let b = std::fs::read(&args.model)
+            .with_context(|| format!("cannot read model file '{}'", args.model))?;
+        (b, args.model.clone())
+    };
+    let mut graph = ruse_graph::import::import_onnx(&bytes, std::path::Path::new(&source))?;
+    if let Some(d) = &args.input_domain {
+        graph.input_domain = parse_domain(d)?;
+    }
+    let sha256 = format!("{:x}", Sha256::digest(&bytes));
+    Ok(LoadedModel {
+        graph,
+        source,
+        sha256,
+    })
+}
+
+/// Loads `--data` (bundled, or KIND:DIR) with split and limit.
+pub fn load_data(args: &DataArgs) -> Result<Dataset> {
+    let split: Split = args.split.parse()?;
+    let data = if args.data == "bundled" {
+        let d = ruse_data::bundled_mnist_test()?;
+        if split == Split::Train {
+            bail!("the bundled data is a test subset only; use --data mnist:DIR for training data");
+        }
+        match args.limit {
+            Some(n) => d.take(n),
+            None => d,
+        }
+    } else {
+        let spec: DataSpec = args.data.parse()?;
+        ruse_data::load(&spec, split, args.limit)?
+    };
+    if data.is_empty() {
+        bail!("dataset '{}' holds no samples", args.data);
+    }
+    Ok(data)
+}
