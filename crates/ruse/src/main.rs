@@ -2,12 +2,15 @@
 
 use clap::Parser;
 
+
+mod alloc;
 mod cli;
 mod commands;
 mod model;
 mod progress;
 
 fn main() {
+    alloc::tune();
     let args = cli::Cli::parse();
     if let Err(e) = commands::run(args) {
         eprintln!("error: {e:#}");

@@ -86,12 +86,20 @@ impl Geom {
     fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pads == [0; 4]
     }
-    /// Input row and column read by kernel tap (i, j) at output (oy, ox), if inside the image.
+    /// Output columns `ox` whose input column `ox·s + j·d − p` lies in [0, w): a half-open range.
     #[inline]
-    fn src(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<(usize, usize)> {
-        let y = (oy * self.stride[0] + i * self.dil[0]).checked_sub(self.pads[0])?;
-        let x = (ox * self.stride[1] + j * self.dil[1]).checked_sub(self.pads[1])?;
-        (y < self.h && x < self.w).then_some((y, x))
+    fn valid_ox(&self, j: usize) -> (usize, usize) {
+        let (s, off) = (self.stride[1], j * self.dil[1]);
+        let p = self.pads[1];
+        // first ox with ox·s + off ≥ p
+        let lo = if off >= p { 0 } else { (p - off).div_ceil(s) };
+        // last ox with ox·s + off − p ≤ w − 1
+        let hi = if off > p + self.w - 1 {
+            0
+        } else {
+            ((p + self.w - 1 - off) / s + 1).min(self.wo)
+        };
+        (lo.min(hi), hi)
     }
 
     /// Fills `col` (k × ho·wo) with the patches of group `g` of one image `x` (c × h × w).
@@ -103,12 +111,26 @@ impl Geom {
             for i in 0..self.kh {
                 for j in 0..self.kw {
                     let row = &mut col[((cc * self.kh + i) * self.kw + j) * hw..][..hw];
+                    let (lo, hi) = self.valid_ox(j);
                     for oy in 0..self.ho {
-                        for ox in 0..self.wo {
-                            row[oy * self.wo + ox] = match self.src(oy, ox, i, j) {
-                                Some((y, xx)) => xc[y * self.w + xx],
-                                None => 0.0,
-                            };
+                        let dst = &mut row[oy * self.wo..][..self.wo];
+                        let y = (oy * self.stride[0] + i * self.dil[0]).wrapping_sub(self.pads[0]);
+                        if y >= self.h {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        if lo < hi {
+                            let x0 = lo * self.stride[1] + j * self.dil[1] - self.pads[1];
+                            let src = &xc[y * self.w..][..self.w];
+                            if self.stride[1] == 1 {
+                                dst[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                            } else {
+                                for (k, d) in dst[lo..hi].iter_mut().enumerate() {
+                                    *d = src[x0 + k * self.stride[1]];
+                                }
+                            }
                         }
                     }
                 }
@@ -125,10 +147,25 @@ impl Geom {
             for i in 0..self.kh {
                 for j in 0..self.kw {
                     let row = &col[((cc * self.kh + i) * self.kw + j) * hw..][..hw];
+                    let (lo, hi) = self.valid_ox(j);
+                    if lo >= hi {
+                        continue;
+                    }
                     for oy in 0..self.ho {
-                        for ox in 0..self.wo {
-                            if let Some((y, xx)) = self.src(oy, ox, i, j) {
-                                gc[y * self.w + xx] += row[oy * self.wo + ox];
+                        let y = (oy * self.stride[0] + i * self.dil[0]).wrapping_sub(self.pads[0]);
+                        if y >= self.h {
+                            continue;
+                        }
+                        let src = &row[oy * self.wo..][lo..hi];
+                        let x0 = lo * self.stride[1] + j * self.dil[1] - self.pads[1];
+                        let dst = &mut gc[y * self.w..][..self.w];
+                        if self.stride[1] == 1 {
+                            for (d, v) in dst[x0..x0 + hi - lo].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (k, v) in src.iter().enumerate() {
+                                dst[x0 + k * self.stride[1]] += v;
                             }
                         }
                     }

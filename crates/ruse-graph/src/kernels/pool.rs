@@ -1,6 +1,8 @@
 //! 2-D max pooling with a correct backward (one winner per window: the first maximum in scan
 //! order, as PyTorch), and average pooling expressed as a depthwise convolution.
 
+use std::sync::{Arc, Mutex};
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -8,7 +10,40 @@ use super::f32_slice;
 use crate::op::{ConvAttrs, PoolAttrs};
 
 /// Index (into the plane) of the winning element of each output cell, or None for an empty window.
-fn argmax_plane(
+#[inline]
+fn argmax_plane(x: &[f32], h: usize, w: usize, p: &PoolAttrs, ho: usize, wo: usize, f: impl FnMut(usize, Option<usize>)) {
+    if p.pads == [0; 4] && p.dilation == [1, 1] && !p.ceil_mode {
+        argmax_plane_unpadded(x, w, p, ho, wo, f)
+    } else {
+        argmax_plane_general(x, h, w, p, ho, wo, f)
+    }
+}
+
+/// The common case (no padding, no dilation): every window lies inside the plane.
+#[inline]
+fn argmax_plane_unpadded(x: &[f32], w: usize, p: &PoolAttrs, ho: usize, wo: usize, mut f: impl FnMut(usize, Option<usize>)) {
+    let [kh, kw] = p.kernel;
+    let [sh, sw] = p.stride;
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let base = oy * sh * w + ox * sw;
+            let (mut bi, mut bv) = (base, x[base]);
+            for i in 0..kh {
+                let row = base + i * w;
+                for (j, &v) in x[row..row + kw].iter().enumerate() {
+                    // Strictly greater keeps the first maximum; NaN propagates as PyTorch does.
+                    // Non-short-circuit so the compiler can use selects instead of branches.
+                    let take = (v > bv) | (v.is_nan() & !bv.is_nan());
+                    bi = if take { row + j } else { bi };
+                    bv = if take { v } else { bv };
+                }
+            }
+            f(oy * wo + ox, Some(bi));
+        }
+    }
+}
+
+fn argmax_plane_general(
     x: &[f32],
     h: usize,
     w: usize,
@@ -58,11 +93,24 @@ fn dims4(d: &[usize], op: &str) -> candle_core::Result<(usize, usize, usize)> {
     }
 }
 
-/// Max pooling over [B, C, H, W].
-#[derive(Debug, Clone)]
+/// Max pooling over [B, C, H, W]. The forward pass records each window's winner so the backward
+/// pass is a scatter, not a second search.
+#[derive(Debug)]
 pub struct MaxPool2d {
     /// Window geometry.
     pub attrs: PoolAttrs,
+    /// Winner of every output cell (index within its plane; u32::MAX for an empty window).
+    argmax: Mutex<Option<Arc<Vec<u32>>>>,
+}
+
+impl MaxPool2d {
+    /// A max-pool op with this geometry.
+    pub fn new(attrs: PoolAttrs) -> Self {
+        MaxPool2d {
+            attrs,
+            argmax: Mutex::new(None),
+        }
+    }
 }
 
 impl CustomOp1 for MaxPool2d {
@@ -77,14 +125,21 @@ impl CustomOp1 for MaxPool2d {
             candle_core::bail!("maxpool: window larger than padded input {:?}", l.dims());
         };
         let mut out = vec![0f32; planes * ho * wo];
-        out.par_chunks_mut((ho * wo).max(1))
+        let mut arg = vec![0u32; planes * ho * wo];
+        let cells = (ho * wo).max(1);
+        out.par_chunks_mut(cells)
+            .zip(arg.par_chunks_mut(cells))
             .enumerate()
-            .for_each(|(pi, o)| {
+            .for_each(|(pi, (o, a))| {
                 let xp = &x[pi * h * w..][..h * w];
                 argmax_plane(xp, h, w, &self.attrs, ho, wo, |cell, win| {
                     o[cell] = win.map_or(f32::NEG_INFINITY, |i| xp[i]);
+                    a[cell] = win.map_or(u32::MAX, |i| i as u32);
                 });
             });
+        if let Ok(mut slot) = self.argmax.lock() {
+            *slot = Some(Arc::new(arg));
+        }
         let d = l.dims();
         Ok((CpuStorage::F32(out), Shape::from((d[0], d[1], ho, wo))))
     }
@@ -95,20 +150,26 @@ impl CustomOp1 for MaxPool2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
+        let argmax = self.argmax.lock().ok().and_then(|s| s.clone());
+        let Some(argmax) = argmax else {
+            candle_core::bail!("maxpool backward: the forward pass did not run on this device");
+        };
         let g = arg.apply_op2_no_bwd(
             &grad.contiguous()?,
             &MaxPool2dBackward {
                 attrs: self.attrs.clone(),
+                argmax,
             },
         )?;
         Ok(Some(g))
     }
 }
 
-/// (x, grad_out) → grad_x for max pooling.
+/// (x, grad_out) → grad_x for max pooling, scattering through the recorded winners.
 #[derive(Debug, Clone)]
 struct MaxPool2dBackward {
     attrs: PoolAttrs,
+    argmax: Arc<Vec<u32>>,
 }
 
 impl CustomOp2 for MaxPool2dBackward {
@@ -123,23 +184,25 @@ impl CustomOp2 for MaxPool2dBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "maxpool backward")?;
+        let _ = f32_slice(s1, l1, "maxpool backward")?;
         let go = f32_slice(s2, l2, "maxpool backward")?;
         let (planes, h, w) = dims4(l1.dims(), "maxpool backward")?;
         let Some([ho, wo]) = self.attrs.output_hw(h, w) else {
             candle_core::bail!("maxpool backward: bad geometry");
         };
+        if go.len() != planes * ho * wo || self.argmax.len() != go.len() {
+            candle_core::bail!("maxpool backward: gradient does not match the forward pass");
+        }
         let mut gx = vec![0f32; planes * h * w];
         gx.par_chunks_mut((h * w).max(1))
             .enumerate()
             .for_each(|(pi, gp)| {
-                let xp = &x[pi * h * w..][..h * w];
-                let gop = &go[pi * ho * wo..][..ho * wo];
-                argmax_plane(xp, h, w, &self.attrs, ho, wo, |cell, win| {
-                    if let Some(i) = win {
-                        gp[i] += gop[cell];
+                let cells = pi * ho * wo..(pi + 1) * ho * wo;
+                for (&i, &g) in self.argmax[cells.clone()].iter().zip(&go[cells]) {
+                    if let Some(d) = gp.get_mut(i as usize) {
+                        *d += g;
                     }
-                });
+                }
             });
         Ok((CpuStorage::F32(gx), Shape::from(l1.dims())))
     }
@@ -148,9 +211,7 @@ impl CustomOp2 for MaxPool2dBackward {
 /// Max pooling: ruse's kernel on CPU, candle's (non-overlapping windows only) elsewhere.
 pub fn max_pool2d(x: &Tensor, attrs: &PoolAttrs) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() {
-        return x.contiguous()?.apply_op1(MaxPool2d {
-            attrs: attrs.clone(),
-        });
+        return x.contiguous()?.apply_op1(MaxPool2d::new(attrs.clone()));
     }
     if attrs.pads != [0; 4] || attrs.dilation != [1, 1] || attrs.ceil_mode {
         candle_core::bail!("max pooling with padding, dilation or ceil_mode is CPU-only");

@@ -6,6 +6,10 @@
 
 use std::time::Instant;
 
+#[path = "../alloc.rs"]
+mod alloc;
+
+
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -65,6 +69,7 @@ fn measure(o: &Opts, mut step: impl FnMut() -> anyhow::Result<()>) -> anyhow::Re
 }
 
 fn main() -> anyhow::Result<()> {
+    alloc::tune();
     let o = parse()?;
     std::env::set_var("RAYON_NUM_THREADS", o.threads.to_string());
     rayon::ThreadPoolBuilder::new()
