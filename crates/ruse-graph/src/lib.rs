@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod export;
+pub mod backward;
 pub mod forward;
 pub mod graph;
 pub mod import;

@@ -387,3 +387,35 @@ pub fn conv2d(
         None => Ok(y),
     }
 }
+
+/// Input gradient of a convolution (CPU): grad_out [B,M,Ho,Wo], w → grad_x of shape `input_dims`.
+pub fn conv2d_backward_input(
+    grad: &Tensor,
+    w: &Tensor,
+    attrs: &ConvAttrs,
+    input_dims: &[usize],
+) -> candle_core::Result<Tensor> {
+    grad.contiguous()?.apply_op2_no_bwd(
+        &w.contiguous()?,
+        &Conv2dBackwardInput {
+            attrs: attrs.clone(),
+            input_dims: input_dims.to_vec(),
+        },
+    )
+}
+
+/// Weight gradient of a convolution (CPU): x, grad_out → grad_w of shape `weight_dims`.
+pub fn conv2d_backward_weight(
+    x: &Tensor,
+    grad: &Tensor,
+    attrs: &ConvAttrs,
+    weight_dims: &[usize],
+) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op2_no_bwd(
+        &grad.contiguous()?,
+        &Conv2dBackwardWeight {
+            attrs: attrs.clone(),
+            weight_dims: weight_dims.to_vec(),
+        },
+    )
+}

@@ -120,3 +120,19 @@ pub fn pointwise(x: &Tensor, p: Pointwise) -> candle_core::Result<Tensor> {
         Pointwise::Clip(lo, hi) => x.clamp(lo, hi),
     }
 }
+
+/// grad_out · f'(x) for the activation (CPU kernel; candle ops elsewhere).
+pub fn pointwise_backward(x: &Tensor, grad: &Tensor, p: Pointwise) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() {
+        return x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &PointwiseGrad(p));
+    }
+    let mask = match p {
+        Pointwise::Relu => x.gt(0f32)?.to_dtype(x.dtype())?,
+        Pointwise::LeakyRelu(a) => {
+            let pos = x.gt(0f32)?.to_dtype(x.dtype())?;
+            ((&pos * (1.0 - a as f64))? + a as f64)?
+        }
+        Pointwise::Clip(lo, hi) => (x.ge(lo)?.to_dtype(x.dtype())? * x.le(hi)?.to_dtype(x.dtype())?)?,
+    };
+    grad.mul(&mask)
+}

@@ -208,6 +208,28 @@ impl CustomOp2 for MaxPool2dBackward {
     }
 }
 
+/// Max pooling on CPU that also returns each output cell's winner (for `max_pool2d_backward`).
+pub fn max_pool2d_with_argmax(x: &Tensor, attrs: &PoolAttrs) -> candle_core::Result<(Tensor, Arc<Vec<u32>>)> {
+    let op = MaxPool2d::new(attrs.clone());
+    let y = x.contiguous()?.apply_op1_no_bwd(&op)?;
+    let argmax = op.argmax.lock().ok().and_then(|s| s.clone());
+    match argmax {
+        Some(a) => Ok((y, a)),
+        None => candle_core::bail!("maxpool: winners were not recorded (not a CPU tensor?)"),
+    }
+}
+
+/// Input gradient of max pooling from the recorded winners.
+pub fn max_pool2d_backward(x: &Tensor, grad: &Tensor, attrs: &PoolAttrs, argmax: Arc<Vec<u32>>) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op2_no_bwd(
+        &grad.contiguous()?,
+        &MaxPool2dBackward {
+            attrs: attrs.clone(),
+            argmax,
+        },
+    )
+}
+
 /// Max pooling: ruse's kernel on CPU, candle's (non-overlapping windows only) elsewhere.
 pub fn max_pool2d(x: &Tensor, attrs: &PoolAttrs) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() {
