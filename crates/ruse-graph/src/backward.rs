@@ -129,20 +129,34 @@ impl Graph {
         })
     }
 
-    fn operands(&self, node: &Node, values: &[Option<Tensor>], params: &[Tensor]) -> Result<Vec<Tensor>> {
+    fn operands(
+        &self,
+        node: &Node,
+        values: &[Option<Tensor>],
+        params: &[Tensor],
+    ) -> Result<Vec<Tensor>> {
         node.inputs
             .iter()
             .map(|o| match o {
-                Operand::Value(v) => values[*v]
-                    .clone()
-                    .ok_or_else(|| GraphError::Input(format!("node '{}' reads value {v} before it is computed", node.name))),
+                Operand::Value(v) => values[*v].clone().ok_or_else(|| {
+                    GraphError::Input(format!(
+                        "node '{}' reads value {v} before it is computed",
+                        node.name
+                    ))
+                }),
                 Operand::Param(p) => Ok(params[*p].clone()),
             })
             .collect()
     }
 
     /// Backward pass: from d loss / d output (`cotangent`, shape of the output) to the requested gradients.
-    pub fn backward(&self, tape: &Tape, params: &[Tensor], cotangent: &Tensor, want: GradRequest) -> Result<Gradients> {
+    pub fn backward(
+        &self,
+        tape: &Tape,
+        params: &[Tensor],
+        cotangent: &Tensor,
+        want: GradRequest,
+    ) -> Result<Gradients> {
         let out = tape.output()?;
         if out.dims() != cotangent.dims() {
             return Err(GraphError::Input(format!(
@@ -164,7 +178,9 @@ impl Graph {
         let mut pgrads: Vec<Option<Tensor>> = vec![None; self.params.len()];
         grads[self.output] = Some(cotangent.clone());
         for (i, node) in self.nodes.iter().enumerate().rev() {
-            let Some(g) = grads[node.output].take() else { continue };
+            let Some(g) = grads[node.output].take() else {
+                continue;
+            };
             let need: Vec<bool> = node
                 .inputs
                 .iter()
@@ -194,7 +210,11 @@ impl Graph {
             }
         }
         Ok(Gradients {
-            input: if want.input { grads[INPUT].take() } else { None },
+            input: if want.input {
+                grads[INPUT].take()
+            } else {
+                None
+            },
             params: pgrads,
         })
     }
@@ -210,18 +230,32 @@ impl Graph {
         argmax: Option<Arc<Vec<u32>>>,
     ) -> candle_core::Result<Vec<Option<Tensor>>> {
         let cpu = a[0].device().is_cpu();
-        let pw = |p: Pointwise| -> candle_core::Result<Vec<Option<Tensor>>> { Ok(vec![Some(pointwise_backward(&a[0], g, p)?)]) };
+        let pw = |p: Pointwise| -> candle_core::Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(pointwise_backward(&a[0], g, p)?)])
+        };
         match &node.op {
             Op::Conv(attrs) if cpu => {
-                let gx = if need[0] { Some(conv2d_backward_input(g, &a[1], attrs, a[0].dims())?) } else { None };
-                let gw = if need[1] { Some(conv2d_backward_weight(&a[0], g, attrs, a[1].dims())?) } else { None };
+                let gx = if need[0] {
+                    Some(conv2d_backward_input(g, &a[1], attrs, a[0].dims())?)
+                } else {
+                    None
+                };
+                let gw = if need[1] {
+                    Some(conv2d_backward_weight(&a[0], g, attrs, a[1].dims())?)
+                } else {
+                    None
+                };
                 let gb = match need.get(2) {
                     Some(true) => Some(g.sum(3)?.sum(2)?.sum(0)?),
                     _ => None,
                 };
                 Ok(vec![gx, gw, gb])
             }
-            Op::Gemm { alpha, beta, trans_b } => {
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_b,
+            } => {
                 let alpha = *alpha as f64;
                 let gx = if need[0] {
                     let b = if *trans_b { a[1].clone() } else { a[1].t()? };
@@ -230,7 +264,11 @@ impl Graph {
                     None
                 };
                 let gb = if need[1] {
-                    let gb = if *trans_b { g.t()?.matmul(&a[0])? } else { a[0].t()?.matmul(g)? };
+                    let gb = if *trans_b {
+                        g.t()?.matmul(&a[0])?
+                    } else {
+                        a[0].t()?.matmul(g)?
+                    };
                     Some((gb * alpha)?)
                 } else {
                     None
@@ -249,8 +287,16 @@ impl Graph {
                 Ok(vec![Some(max_pool2d_backward(&a[0], g, p, am)?)])
             }
             Op::Add => Ok(vec![
-                if need[0] { Some(sum_to_shape(g, a[0].dims())?) } else { None },
-                if need[1] { Some(sum_to_shape(g, a[1].dims())?) } else { None },
+                if need[0] {
+                    Some(sum_to_shape(g, a[0].dims())?)
+                } else {
+                    None
+                },
+                if need[1] {
+                    Some(sum_to_shape(g, a[1].dims())?)
+                } else {
+                    None
+                },
             ]),
             Op::Reshape { .. } => Ok(vec![Some(g.reshape(a[0].dims())?)]),
             Op::Identity => Ok(vec![Some(g.clone())]),
@@ -267,16 +313,31 @@ impl Graph {
     }
 
     /// Fallback: candle's autodiff on this single node.
-    fn vjp_via_candle(&self, node: &Node, a: &[Tensor], g: &Tensor, need: &[bool]) -> candle_core::Result<Vec<Option<Tensor>>> {
+    fn vjp_via_candle(
+        &self,
+        node: &Node,
+        a: &[Tensor],
+        g: &Tensor,
+        need: &[bool],
+    ) -> candle_core::Result<Vec<Option<Tensor>>> {
         let vars: Vec<Option<Var>> = a
             .iter()
             .zip(need)
-            .map(|(t, &n)| if n { Var::from_tensor(t).map(Some) } else { Ok(None) })
+            .map(|(t, &n)| {
+                if n {
+                    Var::from_tensor(t).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
             .collect::<candle_core::Result<_>>()?;
         let ins: Vec<Tensor> = a
             .iter()
             .zip(&vars)
-            .map(|(t, v)| v.as_ref().map_or_else(|| t.clone(), |v| v.as_tensor().clone()))
+            .map(|(t, v)| {
+                v.as_ref()
+                    .map_or_else(|| t.clone(), |v| v.as_tensor().clone())
+            })
             .collect();
         let y = apply(node, &ins)?;
         let s = (y * g)?.sum_all()?;

@@ -1,9 +1,9 @@
 //! The ruse model graph: typed ops with static shapes, forward evaluation with autodiff on candle
 //! tensors, ONNX import and export, and a zoo of standard architectures.
 
+pub mod backward;
 pub mod error;
 pub mod export;
-pub mod backward;
 pub mod forward;
 pub mod graph;
 pub mod import;

@@ -90,19 +90,32 @@ fn check(onnx: &Path) -> Vec<String> {
     // The graph's own reverse mode must agree with PyTorch too.
     let ps = g.param_tensors();
     let tape = g.forward_tape(&ps, x.as_tensor()).unwrap();
-    let all = GradRequest { input: true, params: true };
-    let gr = g.backward(&tape, &ps, &cot, all).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let gx: Vec<f32> = gr.input.map(|t| t.flatten_all().unwrap().to_vec1().unwrap()).unwrap_or_else(|| vec![0.0; fx.input.len()]);
+    let all = GradRequest {
+        input: true,
+        params: true,
+    };
+    let gr = g
+        .backward(&tape, &ps, &cot, all)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let gx: Vec<f32> = gr
+        .input
+        .map(|t| t.flatten_all().unwrap().to_vec1().unwrap())
+        .unwrap_or_else(|| vec![0.0; fx.input.len()]);
     let e = rel_err(&gx, &fx.input_grad);
     if e >= 1e-4 {
         failures.push(format!("{name}: tape input grad rel err {e:e}"));
     }
     for (pname, want) in &fx.param_grads {
-        let Some(i) = g.params.iter().position(|p| &p.name == pname) else { continue };
+        let Some(i) = g.params.iter().position(|p| &p.name == pname) else {
+            continue;
+        };
         if !g.params[i].trainable {
             continue;
         }
-        let got: Vec<f32> = gr.params[i].as_ref().map(|t| t.flatten_all().unwrap().to_vec1().unwrap()).unwrap_or_else(|| vec![0.0; want.len()]);
+        let got: Vec<f32> = gr.params[i]
+            .as_ref()
+            .map(|t| t.flatten_all().unwrap().to_vec1().unwrap())
+            .unwrap_or_else(|| vec![0.0; want.len()]);
         let e = rel_err(&got, want);
         if e >= 1e-4 {
             failures.push(format!("{name}: tape grad of '{pname}' rel err {e:e}"));

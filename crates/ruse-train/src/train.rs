@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor, Var, D};
 use ruse_data::Dataset;
+use ruse_graph::backward::GradRequest;
 use ruse_graph::{loss::cross_entropy, Graph};
 use serde::{Deserialize, Serialize};
 
@@ -166,8 +167,12 @@ pub fn train(
             for (v, &i) in vars.iter().zip(&trainable) {
                 params[i] = v.as_tensor().clone();
             }
-            let logits = graph.forward_with(&params, &x)?;
-            let loss = cross_entropy(&logits, &y)?;
+            let (logits, loss, grads) = graph.loss_and_gradients(
+                &params,
+                &x,
+                |l| cross_entropy(l, &y),
+                GradRequest::PARAMS,
+            )?;
             let lval: f32 = loss.to_scalar()?;
             if !lval.is_finite() {
                 return Err(TrainError::Diverged {
@@ -176,11 +181,8 @@ pub fn train(
                     loss: lval,
                 });
             }
-            let grads = loss.backward()?;
-            let g: Vec<Option<Tensor>> = vars
-                .iter()
-                .map(|v| grads.get(v.as_tensor()).cloned())
-                .collect();
+            let g: Vec<Option<Tensor>> =
+                trainable.iter().map(|&i| grads.params[i].clone()).collect();
             lr = cfg
                 .schedule
                 .rate(cfg.lr, epoch, bi as f64 / batches as f64, cfg.epochs);

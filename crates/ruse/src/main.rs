@@ -2,7 +2,6 @@
 
 use clap::Parser;
 
-
 mod alloc;
 mod cli;
 mod commands;

@@ -124,7 +124,9 @@ pub fn pointwise(x: &Tensor, p: Pointwise) -> candle_core::Result<Tensor> {
 /// grad_out · f'(x) for the activation (CPU kernel; candle ops elsewhere).
 pub fn pointwise_backward(x: &Tensor, grad: &Tensor, p: Pointwise) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() {
-        return x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &PointwiseGrad(p));
+        return x
+            .contiguous()?
+            .apply_op2_no_bwd(&grad.contiguous()?, &PointwiseGrad(p));
     }
     let mask = match p {
         Pointwise::Relu => x.gt(0f32)?.to_dtype(x.dtype())?,
@@ -132,7 +134,9 @@ pub fn pointwise_backward(x: &Tensor, grad: &Tensor, p: Pointwise) -> candle_cor
             let pos = x.gt(0f32)?.to_dtype(x.dtype())?;
             ((&pos * (1.0 - a as f64))? + a as f64)?
         }
-        Pointwise::Clip(lo, hi) => (x.ge(lo)?.to_dtype(x.dtype())? * x.le(hi)?.to_dtype(x.dtype())?)?,
+        Pointwise::Clip(lo, hi) => {
+            (x.ge(lo)?.to_dtype(x.dtype())? * x.le(hi)?.to_dtype(x.dtype())?)?
+        }
     };
     grad.mul(&mask)
 }

@@ -11,7 +11,15 @@ use crate::op::{ConvAttrs, PoolAttrs};
 
 /// Index (into the plane) of the winning element of each output cell, or None for an empty window.
 #[inline]
-fn argmax_plane(x: &[f32], h: usize, w: usize, p: &PoolAttrs, ho: usize, wo: usize, f: impl FnMut(usize, Option<usize>)) {
+fn argmax_plane(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    p: &PoolAttrs,
+    ho: usize,
+    wo: usize,
+    f: impl FnMut(usize, Option<usize>),
+) {
     if p.pads == [0; 4] && p.dilation == [1, 1] && !p.ceil_mode {
         argmax_plane_unpadded(x, w, p, ho, wo, f)
     } else {
@@ -21,7 +29,14 @@ fn argmax_plane(x: &[f32], h: usize, w: usize, p: &PoolAttrs, ho: usize, wo: usi
 
 /// The common case (no padding, no dilation): every window lies inside the plane.
 #[inline]
-fn argmax_plane_unpadded(x: &[f32], w: usize, p: &PoolAttrs, ho: usize, wo: usize, mut f: impl FnMut(usize, Option<usize>)) {
+fn argmax_plane_unpadded(
+    x: &[f32],
+    w: usize,
+    p: &PoolAttrs,
+    ho: usize,
+    wo: usize,
+    mut f: impl FnMut(usize, Option<usize>),
+) {
     let [kh, kw] = p.kernel;
     let [sh, sw] = p.stride;
     for oy in 0..ho {
@@ -209,7 +224,10 @@ impl CustomOp2 for MaxPool2dBackward {
 }
 
 /// Max pooling on CPU that also returns each output cell's winner (for `max_pool2d_backward`).
-pub fn max_pool2d_with_argmax(x: &Tensor, attrs: &PoolAttrs) -> candle_core::Result<(Tensor, Arc<Vec<u32>>)> {
+pub fn max_pool2d_with_argmax(
+    x: &Tensor,
+    attrs: &PoolAttrs,
+) -> candle_core::Result<(Tensor, Arc<Vec<u32>>)> {
     let op = MaxPool2d::new(attrs.clone());
     let y = x.contiguous()?.apply_op1_no_bwd(&op)?;
     let argmax = op.argmax.lock().ok().and_then(|s| s.clone());
@@ -220,7 +238,12 @@ pub fn max_pool2d_with_argmax(x: &Tensor, attrs: &PoolAttrs) -> candle_core::Res
 }
 
 /// Input gradient of max pooling from the recorded winners.
-pub fn max_pool2d_backward(x: &Tensor, grad: &Tensor, attrs: &PoolAttrs, argmax: Arc<Vec<u32>>) -> candle_core::Result<Tensor> {
+pub fn max_pool2d_backward(
+    x: &Tensor,
+    grad: &Tensor,
+    attrs: &PoolAttrs,
+    argmax: Arc<Vec<u32>>,
+) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op2_no_bwd(
         &grad.contiguous()?,
         &MaxPool2dBackward {

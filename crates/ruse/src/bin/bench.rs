@@ -9,7 +9,6 @@ use std::time::Instant;
 #[path = "../alloc.rs"]
 mod alloc;
 
-
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -100,8 +99,11 @@ fn main() -> anyhow::Result<()> {
     let params = g.param_tensors();
     let mut x = x0.clone();
     let pgd = measure(&o, || {
-        let (_, _, gr) = g.loss_and_gradients(&params, &x, |l| cross_entropy(l, &y), GradRequest::INPUT)?;
-        let gx = gr.input.ok_or_else(|| anyhow::anyhow!("no input gradient"))?;
+        let (_, _, gr) =
+            g.loss_and_gradients(&params, &x, |l| cross_entropy(l, &y), GradRequest::INPUT)?;
+        let gx = gr
+            .input
+            .ok_or_else(|| anyhow::anyhow!("no input gradient"))?;
         x = (&x + (gx.sign()? * 0.01)?)?.clamp(0f32, 1f32)?;
         Ok(())
     })?;
@@ -112,20 +114,26 @@ fn main() -> anyhow::Result<()> {
         let xv = Var::from_tensor(&x)?;
         let loss = cross_entropy(&g.forward(xv.as_tensor())?, &y)?;
         let grads = loss.backward()?;
-        let gx = grads.get(xv.as_tensor()).ok_or_else(|| anyhow::anyhow!("no input gradient"))?;
+        let gx = grads
+            .get(xv.as_tensor())
+            .ok_or_else(|| anyhow::anyhow!("no input gradient"))?;
         x = (xv.as_tensor() + (gx.sign()? * 0.01)?)?.clamp(0f32, 1f32)?;
         Ok(())
     })?;
 
     let trainable = g.trainable_params();
-    let vars: Vec<Var> = trainable.iter().map(|&i| Var::from_tensor(&g.params[i].tensor)).collect::<Result<_, _>>()?;
+    let vars: Vec<Var> = trainable
+        .iter()
+        .map(|&i| Var::from_tensor(&g.params[i].tensor))
+        .collect::<Result<_, _>>()?;
     let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9 }, 0.0, &vars)?;
     let train = measure(&o, || {
         let mut params = g.param_tensors();
         for (v, &i) in vars.iter().zip(&trainable) {
             params[i] = v.as_tensor().clone();
         }
-        let (_, _, gr) = g.loss_and_gradients(&params, &x0, |l| cross_entropy(l, &y), GradRequest::PARAMS)?;
+        let (_, _, gr) =
+            g.loss_and_gradients(&params, &x0, |l| cross_entropy(l, &y), GradRequest::PARAMS)?;
         let gs: Vec<Option<Tensor>> = trainable.iter().map(|&i| gr.params[i].clone()).collect();
         opt.step(&vars, &gs, 0.01)?;
         Ok(())
