@@ -70,7 +70,7 @@ fn node_err(node: &Node) -> impl Fn(candle_core::Error) -> GraphError + '_ {
     move |source| GraphError::Tensor {
         node: node.name.clone(),
         op: node.op.onnx_type().into(),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -75,12 +75,18 @@ pub enum GraphError {
         node: String,
         /// Op name.
         op: String,
-        /// Candle's error.
-        source: candle_core::Error,
+        /// Candle's error (boxed: it is large and rare).
+        source: Box<candle_core::Error>,
     },
     /// A bare candle error outside any node.
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    Candle(Box<candle_core::Error>),
+}
+
+impl From<candle_core::Error> for GraphError {
+    fn from(e: candle_core::Error) -> Self {
+        GraphError::Candle(Box::new(e))
+    }
 }
 
 /// Shorthand result type of this crate.

@@ -103,7 +103,7 @@ impl Graph {
             let y = apply(node, &args).map_err(|source| GraphError::Tensor {
                 node: node.name.clone(),
                 op: node.op.onnx_type().into(),
-                source,
+                source: Box::new(source),
             })?;
             values[node.output] = Some(y);
             if !keep_all {

@@ -627,7 +627,7 @@ impl Importer {
         }
         let known: usize = out.iter().product();
         if let Some(h) = hole {
-            if known == 0 || per % known != 0 {
+            if known == 0 || !per.is_multiple_of(known) {
                 return Err(self.shape_err(
                     node,
                     idx,
@@ -1181,7 +1181,7 @@ impl Importer {
                         }
                         if let Some(h) = hole {
                             let k: usize = dims.iter().product();
-                            dims[h] = if k == 0 { 0 } else { n / k };
+                            dims[h] = n.checked_div(k).unwrap_or(0);
                         }
                         if dims.iter().product::<usize>() != n {
                             return Err(self.shape_err(

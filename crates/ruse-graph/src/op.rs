@@ -294,7 +294,7 @@ impl Op {
                         "only 2-D convolution is supported (input [N, {x:?}], weight {w:?})"
                     ));
                 }
-                if a.groups == 0 || x[0] != w[1] * a.groups || w[0] % a.groups != 0 {
+                if a.groups == 0 || x[0] != w[1] * a.groups || !w[0].is_multiple_of(a.groups) {
                     return Err(format!(
                         "weight {w:?} with {} groups does not fit {} input channels",
                         a.groups, x[0]

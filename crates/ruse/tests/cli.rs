@@ -37,7 +37,7 @@ fn path_str(p: &Path) -> &str {
 /// Runs `ruse ARGS` (with 2 kernel threads unless the test sets --threads itself).
 fn run(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ruse"));
-    if !args.iter().any(|a| *a == "--threads") {
+    if !args.contains(&"--threads") {
         cmd.args(["--threads", "2"]);
     }
     cmd.args(args)

@@ -41,7 +41,7 @@ impl Geom {
         let (Some(ho), Some(wo)) = (ho, wo) else {
             candle_core::bail!("conv2d: kernel {kh}x{kw} larger than padded input {x:?}");
         };
-        if a.groups == 0 || x[1] != w[1] * a.groups || w[0] % a.groups != 0 {
+        if a.groups == 0 || x[1] != w[1] * a.groups || !w[0].is_multiple_of(a.groups) {
             candle_core::bail!(
                 "conv2d: weight {w:?} does not fit input {x:?} with {} groups",
                 a.groups

@@ -10,7 +10,7 @@ use super::f32_slice;
 pub enum Pointwise {
     /// max(x, 0); gradient 0 at x = 0.
     Relu,
-    /// x ≥ 0 ? x : a·x; gradient a at x ≤ 0... as PyTorch: 1 for x > 0.
+    /// x > 0 ? x : a·x; gradient 1 for x > 0, a otherwise (as PyTorch).
     LeakyRelu(f32),
     /// clamp to [lo, hi]; gradient 1 on the closed interval.
     Clip(f32, f32),
@@ -21,9 +21,8 @@ impl Pointwise {
     fn f(self, x: f32) -> f32 {
         match self {
             Pointwise::Relu => {
-                if x > 0.0 {
-                    x
-                } else if x.is_nan() {
+                // NaN propagates (as in PyTorch) rather than becoming 0.
+                if x > 0.0 || x.is_nan() {
                     x
                 } else {
                     0.0

@@ -13,7 +13,10 @@ use crate::cli::{Cli, Command};
 /// Sets the thread count, then runs the chosen command.
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
-        anyhow::ensure!(n >= 1 && n <= 1024, "--threads must be between 1 and 1024");
+        anyhow::ensure!(
+            (1..=1024).contains(&n),
+            "--threads must be between 1 and 1024"
+        );
         // candle's matmul reads RAYON_NUM_THREADS; ruse's kernels use the global rayon pool.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         rayon::ThreadPoolBuilder::new()
