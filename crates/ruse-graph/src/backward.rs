@@ -14,7 +14,7 @@ use candle_core::{Tensor, Var};
 use crate::error::{GraphError, Result};
 use crate::forward::apply;
 use crate::graph::{Graph, Node, Operand, INPUT};
-use crate::kernels::conv::{conv2d_backward_input, conv2d_backward_weight};
+use crate::kernels::conv::{channel_sum, conv2d_backward_input, conv2d_backward_weight};
 use crate::kernels::pointwise::{pointwise_backward, Pointwise};
 use crate::kernels::pool::{max_pool2d_backward, max_pool2d_with_argmax};
 use crate::op::Op;
@@ -246,7 +246,7 @@ impl Graph {
                     None
                 };
                 let gb = match need.get(2) {
-                    Some(true) => Some(g.sum(3)?.sum(2)?.sum(0)?),
+                    Some(true) => Some(channel_sum(g)?),
                     _ => None,
                 };
                 Ok(vec![gx, gw, gb])

@@ -467,29 +467,16 @@ fn train_is_deterministic_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.onnx");
     let b = dir.path().join("b.onnx");
-    let train = |out: &Path| {
-        ok(&[
-            "--threads",
-            "2",
-            "train",
-            "--arch",
-            "mlp",
-            "--data",
-            &data,
-            "--limit",
-            "512",
-            "--val-limit",
-            "200",
-            "--epochs",
-            "1",
-            "--seed",
-            "3",
-            "--out",
-            path_str(out),
-        ])
+    let train = |epochs: &str, out: &Path| {
+        let args = format!(
+            "--threads 2 train --arch mlp --limit 512 --val-limit 200 --seed 3 --epochs {epochs}"
+        );
+        let mut a: Vec<&str> = args.split(' ').collect();
+        a.extend(["--data", &data, "--out", path_str(out)]);
+        ok(&a)
     };
-    train(&a);
-    train(&b);
+    train("1", &a);
+    train("1", &b);
     let (ba, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert!(!ba.is_empty());
     assert!(ba == bb, "same seed and threads gave different models");
@@ -509,11 +496,20 @@ fn train_is_deterministic_and_resumes() {
         path_str(&ck),
         "--epochs",
         "2",
+        "--val-limit",
+        "200",
     ]);
     let bc = std::fs::read(&a).unwrap();
     assert!(
         !bc.is_empty() && bc != ba,
         "resuming did not write a further-trained model"
+    );
+    // 1 epoch + resume to 2 equals 2 epochs in one go, bit for bit.
+    let c = dir.path().join("c.onnx");
+    train("2", &c);
+    assert!(
+        std::fs::read(&c).unwrap() == bc,
+        "1 epoch + resume differs from 2 epochs straight"
     );
     let meta: Value = serde_json::from_str(&std::fs::read_to_string(&ck).unwrap()).unwrap();
     assert_eq!(meta["epoch"], 2, "checkpoint after resume: {meta}");

