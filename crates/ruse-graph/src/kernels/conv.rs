@@ -82,9 +82,9 @@ impl Geom {
     fn out_len(&self) -> usize {
         self.m * self.hw_out()
     }
-    /// A 1×1, stride-1, unpadded conv reads the input as its own column matrix.
-    fn is_pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pads == [0; 4]
+    /// Images per gemm: enough columns (≈2048) that the matrix product runs at full speed.
+    fn block(&self) -> usize {
+        (2048 / self.hw_out().max(1)).clamp(1, 64)
     }
     /// Output columns `ox` whose input column `ox·s + j·d − p` lies in [0, w): a half-open range.
     #[inline]
@@ -102,15 +102,16 @@ impl Geom {
         (lo.min(hi), hi)
     }
 
-    /// Fills `col` (k × ho·wo) with the patches of group `g` of one image `x` (c × h × w).
-    fn im2col(&self, x: &[f32], g: usize, col: &mut [f32]) {
+    /// Fills `col` (k rows of stride `ld`, ho·wo columns used) with the patches of group `g` of
+    /// one image `x` (c × h × w).
+    fn im2col(&self, x: &[f32], g: usize, col: &mut [f32], ld: usize) {
         let hw = self.hw_out();
         let plane = self.h * self.w;
         for cc in 0..self.cg() {
             let xc = &x[(g * self.cg() + cc) * plane..][..plane];
             for i in 0..self.kh {
                 for j in 0..self.kw {
-                    let row = &mut col[((cc * self.kh + i) * self.kw + j) * hw..][..hw];
+                    let row = &mut col[((cc * self.kh + i) * self.kw + j) * ld..][..hw];
                     let (lo, hi) = self.valid_ox(j);
                     for oy in 0..self.ho {
                         let dst = &mut row[oy * self.wo..][..self.wo];
@@ -138,15 +139,16 @@ impl Geom {
         }
     }
 
-    /// Adds the column gradient `col` (k × ho·wo) of group `g` back into the image gradient `gx`.
-    fn col2im(&self, col: &[f32], g: usize, gx: &mut [f32]) {
+    /// Adds the column gradient `col` (k rows of stride `ld`) of group `g` back into the image
+    /// gradient `gx`.
+    fn col2im(&self, col: &[f32], g: usize, gx: &mut [f32], ld: usize) {
         let hw = self.hw_out();
         let plane = self.h * self.w;
         for cc in 0..self.cg() {
             let gc = &mut gx[(g * self.cg() + cc) * plane..][..plane];
             for i in 0..self.kh {
                 for j in 0..self.kw {
-                    let row = &col[((cc * self.kh + i) * self.kw + j) * hw..][..hw];
+                    let row = &col[((cc * self.kh + i) * self.kw + j) * ld..][..hw];
                     let (lo, hi) = self.valid_ox(j);
                     if lo >= hi {
                         continue;
@@ -192,25 +194,36 @@ fn conv_forward(
     }
     let mut out = vec![0f32; g.b * g.out_len()];
     let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
-    out.par_chunks_mut(g.out_len().max(1))
+    let nb = g.block();
+    out.par_chunks_mut((nb * g.out_len()).max(1))
         .enumerate()
         .for_each_init(
-            || vec![0f32; if g.is_pointwise() { 0 } else { k * hw }],
-            |col, (bi, ob)| {
-                let xb = &x[bi * g.in_len()..][..g.in_len()];
+            || (vec![0f32; k * nb * hw], vec![0f32; mg * nb * hw]),
+            |(col, tmp), (blk, ob)| {
+                let n = ob.len() / g.out_len().max(1);
+                let ld = n * hw;
                 for gi in 0..g.groups {
+                    for j in 0..n {
+                        let xb = &x[(blk * nb + j) * g.in_len()..][..g.in_len()];
+                        g.im2col(xb, gi, &mut col[j * hw..], ld);
+                    }
                     let wg = MatRef::row_major(&w[gi * mg * k..][..mg * k], mg, k);
-                    let cm = if g.is_pointwise() {
-                        MatRef::row_major(&xb[gi * k * hw..][..k * hw], k, hw)
-                    } else {
-                        g.im2col(xb, gi, col);
-                        MatRef::row_major(col, k, hw)
-                    };
-                    matmul(wg, cm, &mut ob[gi * mg * hw..][..mg * hw], false);
-                }
-                if let Some(bias) = bias {
-                    for (row, &bv) in ob.chunks_mut(hw.max(1)).zip(bias) {
-                        row.iter_mut().for_each(|v| *v += bv);
+                    matmul(
+                        wg,
+                        MatRef::row_major(&col[..k * ld], k, ld),
+                        &mut tmp[..mg * ld],
+                        false,
+                    );
+                    // tmp is [mg, n·hw]; the output wants [n, m, hw].
+                    for j in 0..n {
+                        for mi in 0..mg {
+                            let m = gi * mg + mi;
+                            let dst = &mut ob[(j * g.m + m) * hw..][..hw];
+                            dst.copy_from_slice(&tmp[mi * ld + j * hw..][..hw]);
+                            if let Some(bias) = bias {
+                                dst.iter_mut().for_each(|v| *v += bias[m]);
+                            }
+                        }
                     }
                 }
             },
@@ -382,20 +395,36 @@ impl CustomOp2 for Conv2dBackwardInput {
         let w = f32_slice(s2, l2, "conv2d backward")?;
         let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
         let mut gx = vec![0f32; g.b * g.in_len()];
-        gx.par_chunks_mut(g.in_len().max(1))
+        let nb = g.block();
+        gx.par_chunks_mut((nb * g.in_len()).max(1))
             .enumerate()
             .for_each_init(
-                || vec![0f32; k * hw],
-                |col, (bi, gxb)| {
-                    let gob = &go[bi * g.out_len()..][..g.out_len()];
+                || (vec![0f32; k * nb * hw], vec![0f32; mg * nb * hw]),
+                |(col, gm), (blk, gxb)| {
+                    let n = gxb.len() / g.in_len().max(1);
+                    let ld = n * hw;
                     for gi in 0..g.groups {
+                        // Gather this group's output gradient as [mg, n·hw].
+                        for j in 0..n {
+                            for mi in 0..mg {
+                                let src = &go[((blk * nb + j) * g.m + gi * mg + mi) * hw..][..hw];
+                                gm[mi * ld + j * hw..][..hw].copy_from_slice(src);
+                            }
+                        }
                         let wt = MatRef::row_major(&w[gi * mg * k..][..mg * k], mg, k).t();
-                        let gm = MatRef::row_major(&gob[gi * mg * hw..][..mg * hw], mg, hw);
-                        if g.is_pointwise() {
-                            matmul(wt, gm, &mut gxb[gi * k * hw..][..k * hw], true);
-                        } else {
-                            matmul(wt, gm, col, false);
-                            g.col2im(col, gi, gxb);
+                        matmul(
+                            wt,
+                            MatRef::row_major(&gm[..mg * ld], mg, ld),
+                            &mut col[..k * ld],
+                            false,
+                        );
+                        for j in 0..n {
+                            g.col2im(
+                                &col[j * hw..],
+                                gi,
+                                &mut gxb[j * g.in_len()..][..g.in_len()],
+                                ld,
+                            );
                         }
                     }
                 },
@@ -435,20 +464,22 @@ impl CustomOp2 for Conv2dBackwardWeight {
             .into_par_iter()
             .map(|range| {
                 let mut acc = vec![0f32; wlen];
-                let mut col = vec![0f32; if g.is_pointwise() { 0 } else { k * hw }];
-                for bi in range {
-                    let xb = &x[bi * g.in_len()..][..g.in_len()];
-                    let gob = &go[bi * g.out_len()..][..g.out_len()];
-                    for gi in 0..g.groups {
-                        let cm = if g.is_pointwise() {
-                            MatRef::row_major(&xb[gi * k * hw..][..k * hw], k, hw)
-                        } else {
-                            g.im2col(xb, gi, &mut col);
-                            MatRef::row_major(&col, k, hw)
-                        };
-                        let gm = MatRef::row_major(&gob[gi * mg * hw..][..mg * hw], mg, hw);
-                        matmul(gm, cm.t(), &mut acc[gi * mg * k..][..mg * k], true);
+                let n = range.len();
+                let ld = n * hw;
+                let mut col = vec![0f32; k * ld];
+                let mut gm = vec![0f32; mg * ld];
+                for gi in 0..g.groups {
+                    for (j, bi) in range.clone().enumerate() {
+                        let xb = &x[bi * g.in_len()..][..g.in_len()];
+                        g.im2col(xb, gi, &mut col[j * hw..], ld);
+                        for mi in 0..mg {
+                            let src = &go[(bi * g.m + gi * mg + mi) * hw..][..hw];
+                            gm[mi * ld + j * hw..][..hw].copy_from_slice(src);
+                        }
                     }
+                    let cm = MatRef::row_major(&col, k, ld);
+                    let gmat = MatRef::row_major(&gm, mg, ld);
+                    matmul(gmat, cm.t(), &mut acc[gi * mg * k..][..mg * k], true);
                 }
                 acc
             })
