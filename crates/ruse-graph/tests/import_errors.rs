@@ -688,7 +688,7 @@ fn short_initializer() {
     let mut w = f32_init("W", &[2, 1, 3, 3]);
     w.raw_data.truncate(10 * 4);
     let spec = Spec::new(&[1, 5, 5], vec![node("c", "Conv", &["x", "W"], &["y"])]).inits(vec![w]);
-    expect(&spec, &["'W'", "10 elements", "[2, 1, 3, 3]", "18"]);
+    expect(&spec, &["'W'", "40 bytes", "[2, 1, 3, 3]", "72"]);
 
     // raw_data whose length is not a multiple of 4.
     let mut w = f32_init("W", &[2, 1, 3, 3]);

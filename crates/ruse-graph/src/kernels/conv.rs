@@ -5,7 +5,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Te
 use rayon::prelude::*;
 
 use super::gemm::{matmul, MatRef};
-use super::{f32_slice, fixed_chunks};
+use super::{f32_slice, fixed_chunks, with_scratch};
 use crate::op::ConvAttrs;
 
 /// Static geometry of one convolution call.
@@ -197,9 +197,8 @@ fn conv_forward(
     let nb = g.block();
     out.par_chunks_mut((nb * g.out_len()).max(1))
         .enumerate()
-        .for_each_init(
-            || (vec![0f32; k * nb * hw], vec![0f32; mg * nb * hw]),
-            |(col, tmp), (blk, ob)| {
+        .for_each(|(blk, ob)| {
+            with_scratch(k * nb * hw, mg * nb * hw, |col, tmp| {
                 let n = ob.len() / g.out_len().max(1);
                 let ld = n * hw;
                 for gi in 0..g.groups {
@@ -226,8 +225,8 @@ fn conv_forward(
                         }
                     }
                 }
-            },
-        );
+            })
+        });
     Ok((CpuStorage::F32(out), Shape::from((g.b, g.m, g.ho, g.wo))))
 }
 
@@ -398,9 +397,8 @@ impl CustomOp2 for Conv2dBackwardInput {
         let nb = g.block();
         gx.par_chunks_mut((nb * g.in_len()).max(1))
             .enumerate()
-            .for_each_init(
-                || (vec![0f32; k * nb * hw], vec![0f32; mg * nb * hw]),
-                |(col, gm), (blk, gxb)| {
+            .for_each(|(blk, gxb)| {
+                with_scratch(k * nb * hw, mg * nb * hw, |col, gm| {
                     let n = gxb.len() / g.in_len().max(1);
                     let ld = n * hw;
                     for gi in 0..g.groups {
@@ -427,8 +425,8 @@ impl CustomOp2 for Conv2dBackwardInput {
                             );
                         }
                     }
-                },
-            );
+                })
+            });
         Ok((CpuStorage::F32(gx), Shape::from(self.input_dims.clone())))
     }
 }
@@ -466,21 +464,21 @@ impl CustomOp2 for Conv2dBackwardWeight {
                 let mut acc = vec![0f32; wlen];
                 let n = range.len();
                 let ld = n * hw;
-                let mut col = vec![0f32; k * ld];
-                let mut gm = vec![0f32; mg * ld];
-                for gi in 0..g.groups {
-                    for (j, bi) in range.clone().enumerate() {
-                        let xb = &x[bi * g.in_len()..][..g.in_len()];
-                        g.im2col(xb, gi, &mut col[j * hw..], ld);
-                        for mi in 0..mg {
-                            let src = &go[(bi * g.m + gi * mg + mi) * hw..][..hw];
-                            gm[mi * ld + j * hw..][..hw].copy_from_slice(src);
+                with_scratch(k * ld, mg * ld, |col, gm| {
+                    for gi in 0..g.groups {
+                        for (j, bi) in range.clone().enumerate() {
+                            let xb = &x[bi * g.in_len()..][..g.in_len()];
+                            g.im2col(xb, gi, &mut col[j * hw..], ld);
+                            for mi in 0..mg {
+                                let src = &go[(bi * g.m + gi * mg + mi) * hw..][..hw];
+                                gm[mi * ld + j * hw..][..hw].copy_from_slice(src);
+                            }
                         }
+                        let cm = MatRef::row_major(&col[..k * ld], k, ld);
+                        let gmat = MatRef::row_major(&gm[..mg * ld], mg, ld);
+                        matmul(gmat, cm.t(), &mut acc[gi * mg * k..][..mg * k], true);
                     }
-                    let cm = MatRef::row_major(&col, k, ld);
-                    let gmat = MatRef::row_major(&gm, mg, ld);
-                    matmul(gmat, cm.t(), &mut acc[gi * mg * k..][..mg * k], true);
-                }
+                });
                 acc
             })
             .collect();

@@ -7,6 +7,8 @@ pub mod gemm;
 pub mod pointwise;
 pub mod pool;
 
+use std::cell::RefCell;
+
 use candle_core::{CpuStorage, Layout};
 
 /// The contiguous f32 slice behind a CPU storage, or an error naming the op.
@@ -33,4 +35,30 @@ pub(crate) fn fixed_chunks(n: usize, parts: usize) -> Vec<std::ops::Range<usize>
         .map(|i| (i * n / parts)..((i + 1) * n / parts))
         .filter(|r| !r.is_empty())
         .collect()
+}
+
+thread_local! {
+    /// Per-thread scratch memory reused across kernel calls (rayon's workers live for the process).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with two scratch buffers of `a` and `b` floats from this thread's reusable pool, so
+/// hot kernels neither zero nor fault in fresh pages on every call. Their contents are left over
+/// from earlier calls: `f` must write every element it reads.
+pub(crate) fn with_scratch<R>(
+    a: usize,
+    b: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32]) -> R,
+) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < a + b {
+                v.resize(a + b, 0.0);
+            }
+            let (x, y) = v.split_at_mut(a);
+            f(x, &mut y[..b])
+        }
+        // Re-entered on this thread (not expected): fall back to fresh buffers.
+        Err(_) => f(&mut vec![0.0; a], &mut vec![0.0; b]),
+    })
 }
