@@ -1,0 +1,216 @@
+//! The attack interface: goals, outcomes, and per-sample success tracking.
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{AttackError, Result};
+use crate::model::{argmax_rows, Model};
+use crate::threat::ThreatModel;
+
+/// What the attacker wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Goal {
+    /// Any wrong class.
+    Untargeted,
+    /// This class, per sample.
+    Targeted(Vec<usize>),
+}
+
+impl Goal {
+    /// Target classes, if targeted.
+    pub fn targets(&self) -> Option<&[usize]> {
+        match self {
+            Goal::Untargeted => None,
+            Goal::Targeted(t) => Some(t),
+        }
+    }
+
+    /// Whether prediction `pred` reaches the goal for sample `i` with true label `label`.
+    pub fn reached(&self, i: usize, pred: usize, label: usize) -> bool {
+        match self {
+            Goal::Untargeted => pred != label,
+            Goal::Targeted(t) => t.get(i) == Some(&pred),
+        }
+    }
+}
+
+/// Per-sample result of an attack on a batch.
+#[derive(Debug, Clone)]
+pub struct AttackOutcome {
+    /// Adversarial inputs (flat, B×D): the successful point where found, else the last iterate.
+    pub adv: Vec<f32>,
+    /// Whether the goal was reached.
+    pub success: Vec<bool>,
+    /// Perturbation norm (in the threat model's norm) of each returned input.
+    pub norms: Vec<f32>,
+    /// Forward evaluations spent (samples).
+    pub forwards: u64,
+    /// Gradient evaluations spent (samples).
+    pub gradients: u64,
+}
+
+/// An attack: a small object holding its parameters (Foolbox style).
+pub trait Attack {
+    /// Name with its key settings, e.g. `pgd-linf(40 steps)`.
+    fn name(&self) -> String;
+    /// Attacks a batch `x` (flat, B×D) with true `labels`.
+    fn run(
+        &self,
+        model: &Model,
+        x: &[f32],
+        labels: &[usize],
+        threat: &ThreatModel,
+        goal: &Goal,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<AttackOutcome>;
+}
+
+/// Records, per sample, the first point found that reaches the goal.
+pub struct Tracker<'a> {
+    goal: &'a Goal,
+    labels: &'a [usize],
+    d: usize,
+    k: usize,
+    /// Best adversarial so far (or the clean input).
+    pub adv: Vec<f32>,
+    /// Goal reached.
+    pub success: Vec<bool>,
+}
+
+impl<'a> Tracker<'a> {
+    /// Starts from the clean inputs.
+    pub fn new(x: &[f32], labels: &'a [usize], goal: &'a Goal, d: usize, k: usize) -> Result<Self> {
+        if labels.len() * d != x.len() {
+            return Err(AttackError::Invalid(format!(
+                "{} labels for {} numbers of {d} per sample",
+                labels.len(),
+                x.len()
+            )));
+        }
+        if let Some(&l) = labels.iter().find(|&&l| l >= k) {
+            return Err(AttackError::Invalid(format!(
+                "label {l} is out of range for a model with {k} classes"
+            )));
+        }
+        if let Goal::Targeted(t) = goal {
+            if t.len() != labels.len() || t.iter().any(|&c| c >= k) {
+                return Err(AttackError::Invalid(
+                    "targets must be one valid class per sample".into(),
+                ));
+            }
+        }
+        Ok(Tracker {
+            goal,
+            labels,
+            d,
+            k,
+            adv: x.to_vec(),
+            success: vec![false; labels.len()],
+        })
+    }
+
+    /// The true labels of the batch.
+    pub fn labels(&self) -> &'a [usize] {
+        self.labels
+    }
+
+    /// The goal of the batch.
+    pub fn goal(&self) -> &'a Goal {
+        self.goal
+    }
+
+    /// Looks at the logits of candidate points `xs` and keeps those that reach the goal.
+    pub fn observe(&mut self, xs: &[f32], logits: &[f32]) {
+        for (i, p) in argmax_rows(logits, self.k).into_iter().enumerate() {
+            if !self.success[i] && self.goal.reached(i, p, self.labels[i]) {
+                self.success[i] = true;
+                self.adv[i * self.d..(i + 1) * self.d]
+                    .copy_from_slice(&xs[i * self.d..(i + 1) * self.d]);
+            }
+        }
+    }
+
+    /// Marks sample `i` as fooled by the (already verified) input `xi`, unless it already is.
+    pub fn record(&mut self, i: usize, xi: &[f32]) {
+        if !self.success[i] {
+            self.success[i] = true;
+            self.adv[i * self.d..(i + 1) * self.d].copy_from_slice(xi);
+        }
+    }
+
+    /// Finishes: unsuccessful samples return `last` (the final iterate).
+    pub fn finish(
+        mut self,
+        x0: &[f32],
+        last: &[f32],
+        threat: &ThreatModel,
+        model: &Model,
+        start: (u64, u64),
+    ) -> AttackOutcome {
+        for i in 0..self.success.len() {
+            if !self.success[i] {
+                self.adv[i * self.d..(i + 1) * self.d]
+                    .copy_from_slice(&last[i * self.d..(i + 1) * self.d]);
+            }
+        }
+        let norms = self
+            .adv
+            .chunks(self.d)
+            .zip(x0.chunks(self.d))
+            .map(|(a, c)| {
+                threat
+                    .norm
+                    .of(&a.iter().zip(c).map(|(p, q)| p - q).collect::<Vec<_>>())
+            })
+            .collect();
+        AttackOutcome {
+            adv: self.adv,
+            success: self.success,
+            norms,
+            forwards: model.forwards() - start.0,
+            gradients: model.gradients() - start.1,
+        }
+    }
+}
+
+/// The ascent direction of a gradient under a norm: sign (L∞), unit L2, or sparse top-1% (L1).
+pub fn steepest(g: &[f32], norm: crate::threat::Norm) -> Vec<f32> {
+    use crate::threat::Norm;
+    match norm {
+        Norm::Linf => g
+            .iter()
+            .map(|v| {
+                if *v > 0.0 {
+                    1.0
+                } else if *v < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+        Norm::L2 => {
+            let n = g.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            g.iter().map(|v| v / n).collect()
+        }
+        Norm::L1 => {
+            let k = (g.len() / 100).max(1);
+            let mut mags: Vec<f32> = g.iter().map(|v| v.abs()).collect();
+            mags.sort_by(|a, b| b.total_cmp(a));
+            let cut = mags[k - 1];
+            let picked = g
+                .iter()
+                .filter(|v| v.abs() >= cut && cut > 0.0)
+                .count()
+                .max(1) as f32;
+            g.iter()
+                .map(|v| {
+                    if v.abs() >= cut && cut > 0.0 {
+                        v.signum() / picked
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Fooling models: threat models, white-box attacks (FGSM, PGD, APGD) and the attack suite, all
+//! walks over a ruse `Graph`. Inputs are flat per-sample vectors in the model's input domain.
+
+pub mod apgd;
+pub mod attack;
+pub mod error;
+pub mod fgsm;
+pub mod loss;
+pub mod model;
+pub mod pgd;
+pub mod suite;
+pub mod threat;
+
+pub use attack::{Attack, AttackOutcome, Goal};
+pub use error::AttackError;
+pub use model::Model;
+pub use threat::{Norm, ThreatModel};

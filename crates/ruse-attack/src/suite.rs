@@ -1,0 +1,198 @@
+//! The attack suite: attacks run in order, each only on the samples still robust, keeping each
+//! sample's first successful adversarial (the AutoAttack idea, seeded).
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::apgd::{Apgd, ApgdTargeted};
+use crate::attack::{Attack, Goal};
+use crate::error::{AttackError, Result};
+use crate::fgsm::Fgsm;
+use crate::loss::Loss;
+use crate::model::{argmax_rows, Model};
+use crate::pgd::Pgd;
+use crate::threat::ThreatModel;
+
+/// An ordered list of attacks.
+pub struct Suite {
+    /// Attacks, cheapest first.
+    pub attacks: Vec<Box<dyn Attack>>,
+}
+
+/// How a suite run is set up.
+#[derive(Debug, Clone)]
+pub struct SuiteSettings {
+    /// The threat model.
+    pub threat: ThreatModel,
+    /// Seed of every attack's random stream.
+    pub seed: u64,
+    /// Samples per attack call.
+    pub batch: usize,
+}
+
+/// One attack's row in the result.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttackRow {
+    /// Attack name.
+    pub attack: String,
+    /// Samples this attack fooled (that earlier ones had not).
+    pub new_successes: usize,
+    /// Robust accuracy after this attack (all earlier ones included).
+    pub robust_accuracy: f64,
+    /// Forward evaluations (samples).
+    pub forwards: u64,
+    /// Gradient evaluations (samples).
+    pub gradients: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// The suite's verdict on a set of samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteResult {
+    /// Samples.
+    pub n: usize,
+    /// Clean accuracy.
+    pub clean_accuracy: f64,
+    /// Robust accuracy under the whole suite (per-sample worst case).
+    pub robust_accuracy: f64,
+    /// Per attack, in order.
+    pub rows: Vec<AttackRow>,
+    /// Per sample: correctly classified and not fooled by any attack.
+    #[serde(skip)]
+    pub robust: Vec<bool>,
+    /// Per sample: the attack that fooled it first, if any.
+    pub fooled_by: Vec<Option<String>>,
+    /// Per sample: the adversarial input found (or the clean input), flat.
+    #[serde(skip)]
+    pub adv: Vec<f32>,
+}
+
+impl Suite {
+    /// `quick`: FGSM, PGD-20, APGD-CE 50 — for the default run.
+    pub fn quick() -> Self {
+        Suite {
+            attacks: vec![
+                Box::new(Fgsm),
+                Box::new(Pgd {
+                    steps: 20,
+                    ..Pgd::default()
+                }),
+                Box::new(Apgd::new(Loss::CrossEntropy, 50)),
+            ],
+        }
+    }
+
+    /// `standard`: APGD-CE 100 then APGD-T (DLR, 9 targets × 100) — AutoAttack-standard's white-box
+    /// part (its FAB-T and Square members are not implemented yet).
+    pub fn standard() -> Self {
+        Suite {
+            attacks: vec![
+                Box::new(Apgd::new(Loss::CrossEntropy, 100)),
+                Box::new(ApgdTargeted {
+                    steps: 100,
+                    top_k: 9,
+                }),
+            ],
+        }
+    }
+
+    /// A preset by name.
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "quick" => Ok(Self::quick()),
+            "standard" => Ok(Self::standard()),
+            _ => Err(AttackError::Invalid(format!(
+                "unknown preset '{name}': use quick or standard"
+            ))),
+        }
+    }
+
+    /// Runs the suite on `x` (flat, N×D) in batches, seeded; `progress(done, total)` after each batch.
+    pub fn run(
+        &self,
+        model: &Model,
+        x: &[f32],
+        labels: &[usize],
+        settings: &SuiteSettings,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<SuiteResult> {
+        let SuiteSettings {
+            threat,
+            seed,
+            batch,
+        } = settings;
+        let (threat, seed, batch) = (threat, *seed, *batch);
+        let d = model.input_len();
+        let k = model.classes();
+        let n = labels.len();
+        if x.len() != n * d {
+            return Err(AttackError::Invalid(format!(
+                "{} numbers for {n} samples of {d}",
+                x.len()
+            )));
+        }
+        if let Some(&l) = labels.iter().find(|&&l| l >= k) {
+            return Err(AttackError::Invalid(format!(
+                "label {l} is out of range for a model with {k} classes"
+            )));
+        }
+        let mut clean = Vec::with_capacity(n);
+        for c in x.chunks(batch.max(1) * d) {
+            clean.extend(argmax_rows(&model.logits(c)?, k));
+        }
+        let mut robust: Vec<bool> = clean.iter().zip(labels).map(|(p, y)| p == y).collect();
+        let clean_accuracy = robust.iter().filter(|&&r| r).count() as f64 / n.max(1) as f64;
+        let mut fooled_by = vec![None; n];
+        let mut adv = x.to_vec();
+        let mut rows = Vec::new();
+        let total_work = self.attacks.len() * n;
+        for (ai, attack) in self.attacks.iter().enumerate() {
+            let t0 = Instant::now();
+            let (f0, g0) = (model.forwards(), model.gradients());
+            // Each attack gets its own stream, so adding an attack does not change the others' draws.
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((ai as u64 + 1) << 32));
+            let open: Vec<usize> = (0..n).filter(|&i| robust[i]).collect();
+            let mut new = 0;
+            for chunk in open.chunks(batch.max(1)) {
+                let xs: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+                    .collect();
+                let ys: Vec<usize> = chunk.iter().map(|&i| labels[i]).collect();
+                let out = attack.run(model, &xs, &ys, threat, &Goal::Untargeted, &mut rng)?;
+                // Re-check every claimed success with a fresh forward pass before counting it.
+                let preds = argmax_rows(&model.logits(&out.adv)?, k);
+                for (j, &i) in chunk.iter().enumerate() {
+                    if out.success[j] && preds[j] != labels[i] {
+                        robust[i] = false;
+                        fooled_by[i] = Some(attack.name());
+                        adv[i * d..(i + 1) * d].copy_from_slice(&out.adv[j * d..(j + 1) * d]);
+                        new += 1;
+                    }
+                }
+                progress(ai * n + (n - open.len()) + chunk.len(), total_work);
+            }
+            rows.push(AttackRow {
+                attack: attack.name(),
+                new_successes: new,
+                robust_accuracy: robust.iter().filter(|&&r| r).count() as f64 / n.max(1) as f64,
+                forwards: model.forwards() - f0,
+                gradients: model.gradients() - g0,
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(SuiteResult {
+            n,
+            clean_accuracy,
+            robust_accuracy: robust.iter().filter(|&&r| r).count() as f64 / n.max(1) as f64,
+            rows,
+            robust,
+            fooled_by,
+            adv,
+        })
+    }
+}

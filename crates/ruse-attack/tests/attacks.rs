@@ -1,0 +1,262 @@
+//! Attacks on the bundled default model and MNIST subset: validity of every adversarial (inside
+//! the ball and the domain, re-checked by a forward pass), strength ordering, determinism, errors.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use ruse_attack::apgd::{Apgd, ApgdTargeted};
+use ruse_attack::fgsm::Fgsm;
+use ruse_attack::loss::Loss;
+use ruse_attack::model::argmax_rows;
+use ruse_attack::pgd::Pgd;
+use ruse_attack::suite::{Suite, SuiteSettings};
+use ruse_attack::{Attack, AttackOutcome, Goal, Model, Norm, ThreatModel};
+use ruse_graph::Graph;
+
+fn default_model() -> Graph {
+    let bytes = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
+    ruse_graph::import::import_onnx(bytes, std::path::Path::new("default")).unwrap()
+}
+
+fn data(n: usize) -> (Vec<f32>, Vec<usize>) {
+    let d = ruse_data::bundled_mnist_test().unwrap();
+    let idx: Vec<usize> = (0..n).collect();
+    d.gather(&idx)
+}
+
+fn check_valid(
+    out: &AttackOutcome,
+    x: &[f32],
+    labels: &[usize],
+    threat: &ThreatModel,
+    model: &Model,
+) {
+    let d = model.input_len();
+    let preds = argmax_rows(&model.logits(&out.adv).unwrap(), model.classes());
+    for i in 0..labels.len() {
+        let a = &out.adv[i * d..(i + 1) * d];
+        let delta: Vec<f32> = a
+            .iter()
+            .zip(&x[i * d..(i + 1) * d])
+            .map(|(p, q)| p - q)
+            .collect();
+        assert!(
+            threat.norm.of(&delta) <= threat.eps * (1.0 + 1e-4) + 1e-6,
+            "sample {i} outside the ball"
+        );
+        assert!(
+            a.iter().all(|v| (0.0..=1.0).contains(v)),
+            "sample {i} outside the domain"
+        );
+        if out.success[i] {
+            assert_ne!(
+                preds[i], labels[i],
+                "sample {i}: claimed success is not misclassified"
+            );
+        }
+    }
+}
+
+fn rate(out: &AttackOutcome) -> f64 {
+    out.success.iter().filter(|&&s| s).count() as f64 / out.success.len() as f64
+}
+
+#[test]
+fn stronger_attacks_fool_more_and_every_adversarial_is_valid() {
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(64);
+    let threat = ThreatModel::new(Norm::Linf, 0.3, (0.0, 1.0)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let fgsm = Fgsm
+        .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+        .unwrap();
+    let pgd = Pgd {
+        steps: 20,
+        ..Pgd::default()
+    }
+    .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+    .unwrap();
+    let apgd = Apgd::new(Loss::CrossEntropy, 20)
+        .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+        .unwrap();
+    for out in [&fgsm, &pgd, &apgd] {
+        check_valid(out, &x, &y, &threat, &model);
+    }
+    // An undefended MNIST CNN at ε = 0.3 is almost always fooled by PGD (Madry et al.).
+    assert!(rate(&pgd) >= 0.95, "pgd success {}", rate(&pgd));
+    assert!(rate(&apgd) >= 0.95, "apgd success {}", rate(&apgd));
+    assert!(
+        rate(&fgsm) <= rate(&pgd),
+        "fgsm {} > pgd {}",
+        rate(&fgsm),
+        rate(&pgd)
+    );
+    assert!(pgd.gradients >= 20 * 64, "gradient evaluations are counted");
+}
+
+#[test]
+fn l2_and_l1_attacks_stay_in_their_balls() {
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(16);
+    for (norm, eps) in [(Norm::L2, 2.0), (Norm::L1, 10.0)] {
+        let threat = ThreatModel::new(norm, eps, (0.0, 1.0)).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let out = Pgd {
+            steps: 20,
+            ..Pgd::default()
+        }
+        .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+        .unwrap();
+        check_valid(&out, &x, &y, &threat, &model);
+        assert!(rate(&out) > 0.0, "{norm}: nothing fooled at ε = {eps}");
+    }
+}
+
+#[test]
+fn zero_epsilon_fools_nothing_that_is_classified_right() {
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(32);
+    let threat = ThreatModel::new(Norm::Linf, 0.0, (0.0, 1.0)).unwrap();
+    let clean = argmax_rows(&model.logits(&x).unwrap(), 10);
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let out = Pgd::default()
+        .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+        .unwrap();
+    for i in 0..y.len() {
+        assert_eq!(out.success[i], clean[i] != y[i]);
+    }
+}
+
+#[test]
+fn targeted_attacks_reach_their_targets() {
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(32);
+    let targets: Vec<usize> = y.iter().map(|l| (l + 1) % 10).collect();
+    let threat = ThreatModel::new(Norm::Linf, 0.3, (0.0, 1.0)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let goal = Goal::Targeted(targets.clone());
+    let out = Pgd {
+        steps: 40,
+        ..Pgd::default()
+    }
+    .run(&model, &x, &y, &threat, &goal, &mut rng)
+    .unwrap();
+    let preds = argmax_rows(&model.logits(&out.adv).unwrap(), 10);
+    let hits = (0..y.len())
+        .filter(|&i| out.success[i])
+        .inspect(|&i| assert_eq!(preds[i], targets[i]))
+        .count();
+    assert!(
+        hits as f64 >= 0.8 * y.len() as f64,
+        "only {hits} of {} reached their target",
+        y.len()
+    );
+}
+
+#[test]
+fn same_seed_same_adversarials() {
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(8);
+    let threat = ThreatModel::new(Norm::Linf, 0.1, (0.0, 1.0)).unwrap();
+    let run = |seed| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Apgd::new(Loss::Dlr, 10)
+            .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+            .unwrap()
+            .adv
+    };
+    assert_eq!(run(7), run(7));
+}
+
+#[test]
+fn suite_keeps_the_per_sample_worst_case() {
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(48);
+    let threat = ThreatModel::new(Norm::Linf, 0.1, (0.0, 1.0)).unwrap();
+    let suite = Suite {
+        attacks: vec![
+            Box::new(Fgsm),
+            Box::new(Pgd {
+                steps: 10,
+                ..Pgd::default()
+            }),
+            Box::new(ApgdTargeted {
+                steps: 10,
+                top_k: 3,
+            }),
+        ],
+    };
+    let settings = SuiteSettings {
+        threat,
+        seed: 5,
+        batch: 16,
+    };
+    let r = suite.run(&model, &x, &y, &settings, |_, _| {}).unwrap();
+    assert!(r.robust_accuracy <= r.clean_accuracy);
+    let mut prev = r.clean_accuracy;
+    for row in &r.rows {
+        assert!(
+            row.robust_accuracy <= prev,
+            "robust accuracy rose after {}",
+            row.attack
+        );
+        prev = row.robust_accuracy;
+    }
+    assert_eq!(prev, r.robust_accuracy);
+    // Every sample counted as fooled has a re-checked misclassified adversarial in the ball.
+    let preds = argmax_rows(&model.logits(&r.adv).unwrap(), 10);
+    for i in 0..y.len() {
+        if r.fooled_by[i].is_some() {
+            assert_ne!(preds[i], y[i]);
+            let delta: Vec<f32> = r.adv[i * 784..(i + 1) * 784]
+                .iter()
+                .zip(&x[i * 784..(i + 1) * 784])
+                .map(|(a, b)| a - b)
+                .collect();
+            assert!(Norm::Linf.of(&delta) <= 0.1 + 1e-6);
+        }
+    }
+    // Same seed, same verdicts.
+    let again = suite.run(&model, &x, &y, &settings, |_, _| {}).unwrap();
+    assert_eq!(again.fooled_by, r.fooled_by);
+}
+
+#[test]
+fn apgd_checkpoints_follow_the_paper() {
+    assert_eq!(
+        Apgd::checkpoints(100),
+        vec![0, 22, 41, 57, 70, 80, 87, 93, 99]
+    );
+}
+
+#[test]
+fn bad_settings_are_clear_errors() {
+    assert!(ThreatModel::new(Norm::Linf, -0.1, (0.0, 1.0)).is_err());
+    assert!(ThreatModel::new(Norm::Linf, f32::NAN, (0.0, 1.0)).is_err());
+    assert!(ThreatModel::new(Norm::Linf, 2.0, (0.0, 1.0))
+        .unwrap_err()
+        .to_string()
+        .contains("exceeds"));
+    assert!("l7".parse::<Norm>().is_err());
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, _) = data(2);
+    let threat = ThreatModel::new(Norm::Linf, 0.1, (0.0, 1.0)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let e = Fgsm
+        .run(&model, &x, &[3, 12], &threat, &Goal::Untargeted, &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("label 12"), "{e}");
+    let e = Fgsm
+        .run(&model, &x, &[3], &threat, &Goal::Untargeted, &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("labels"), "{e}");
+    assert!(Suite::preset("huge").is_err());
+}
