@@ -19,6 +19,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// How easy is the model to fool? Attack suite per ε, report card, report.json and report.html.
+    Audit(AuditArgs),
     /// Clean accuracy, per-class accuracy and confusion matrix of a model on a dataset.
     Eval(EvalArgs),
     /// Train a zoo architecture (or resume a checkpoint) and write an ONNX model.
@@ -151,5 +153,32 @@ pub struct ExportArgs {
     pub model: ModelArgs,
     /// Output ONNX file.
     #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `ruse audit`.
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Perturbation norm: linf, l2 or l1.
+    #[arg(long, default_value = "linf")]
+    pub norm: String,
+    /// Radii to audit, comma-separated, in input units.
+    #[arg(long, default_value = "0.1,0.2,0.3")]
+    pub eps: String,
+    /// Attack suite: quick (FGSM, PGD-20, APGD-CE-50) or standard (APGD-CE-100, APGD-T 9×100).
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    /// Seed of every attack's randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Samples per attack call.
+    #[arg(long, default_value_t = 250)]
+    pub batch_size: usize,
+    /// Directory for report.json and report.html.
+    #[arg(long, default_value = "audit")]
     pub out: PathBuf,
 }

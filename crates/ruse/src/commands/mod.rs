@@ -1,5 +1,6 @@
 //! One module per subcommand; each parses nothing, loads, calls the library and prints.
 
+mod audit;
 mod eval;
 mod export;
 mod inspect;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
             .context("cannot start the thread pool")?;
     }
     match cli.command {
+        Command::Audit(a) => audit::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Train(a) => train::run(a),
         Command::Inspect(a) => inspect::run(a),

@@ -1,0 +1,92 @@
+//! The audit report: everything needed to read and to reproduce an audit.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One attack's contribution at one ε.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttackSummary {
+    /// Attack name with its settings.
+    pub attack: String,
+    /// Robust accuracy after this attack (earlier attacks included).
+    pub robust_accuracy: f64,
+    /// Samples this attack fooled first.
+    pub new_successes: usize,
+    /// Forward evaluations (samples).
+    pub forwards: u64,
+    /// Gradient evaluations (samples).
+    pub gradients: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Results at one ε.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpsResult {
+    /// The radius.
+    pub eps: f64,
+    /// Robust accuracy under the whole suite (per-sample worst case).
+    pub robust_accuracy: f64,
+    /// Per attack, in suite order.
+    pub attacks: Vec<AttackSummary>,
+    /// Median perturbation norm of the adversarials found.
+    pub median_adversarial_norm: Option<f64>,
+}
+
+/// A flag raised by an honesty check, with its evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    /// Which check.
+    pub check: String,
+    /// What it means for the numbers.
+    pub message: String,
+    /// The measurement behind it.
+    pub evidence: String,
+}
+
+/// One clean/adversarial pair for the image grid (pixels C×H×W in [0,1]).
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// Radius the adversarial was found at.
+    pub eps: f64,
+    /// Clean image.
+    pub clean: Vec<f32>,
+    /// Adversarial image.
+    pub adversarial: Vec<f32>,
+    /// Image shape (C, H, W).
+    pub shape: [usize; 3],
+    /// True label.
+    pub label: usize,
+    /// Prediction on the adversarial.
+    pub predicted: usize,
+}
+
+/// A whole audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    /// ruse version that produced it.
+    pub ruse_version: String,
+    /// Model path (or "default").
+    pub model: String,
+    /// SHA-256 of the model file.
+    pub model_sha256: String,
+    /// Data spec.
+    pub data: String,
+    /// Samples audited.
+    pub n: usize,
+    /// Clean accuracy on those samples.
+    pub clean_accuracy: f64,
+    /// Robust accuracy per ε (keys are ε as written).
+    pub robust_accuracy: BTreeMap<String, f64>,
+    /// Details per ε.
+    pub results: Vec<EpsResult>,
+    /// Honesty-check flags.
+    pub warnings: Vec<Warning>,
+    /// Settings needed to reproduce (norm, preset, seed, limit, batch, threads, command line).
+    pub settings: BTreeMap<String, String>,
+    /// Seed.
+    pub seed: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}

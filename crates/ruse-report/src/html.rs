@@ -1,0 +1,147 @@
+//! The self-contained HTML report: report card, curve, image grids, warnings, settings.
+
+use std::io::Cursor;
+
+use base64::Engine;
+
+use crate::audit::{AuditReport, Example};
+use crate::svg::{accuracy_curve, trim};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A C×H×W image in [0,1] (C = 1 or 3), upscaled `scale`× with nearest neighbour, as a PNG data URI.
+pub fn png_data_uri(px: &[f32], shape: [usize; 3], scale: u32) -> Option<String> {
+    let [c, h, w] = shape;
+    if px.len() != c * h * w || !(c == 1 || c == 3) {
+        return None;
+    }
+    let (sw, sh) = (w as u32 * scale, h as u32 * scale);
+    let img = image::RgbImage::from_fn(sw, sh, |x, y| {
+        let (xx, yy) = ((x / scale) as usize, (y / scale) as usize);
+        let ch = |k: usize| (px[(k * h + yy) * w + xx].clamp(0.0, 1.0) * 255.0).round() as u8;
+        if c == 1 {
+            image::Rgb([ch(0); 3])
+        } else {
+            image::Rgb([ch(0), ch(1), ch(2)])
+        }
+    });
+    let mut bytes = Vec::new();
+    img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .ok()?;
+    Some(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+/// The perturbation, amplified to fill [0,1] around mid-grey, for display.
+pub fn amplified_difference(clean: &[f32], adv: &[f32]) -> Vec<f32> {
+    let m = clean
+        .iter()
+        .zip(adv)
+        .map(|(a, b)| (b - a).abs())
+        .fold(1e-12f32, f32::max);
+    clean
+        .iter()
+        .zip(adv)
+        .map(|(a, b)| 0.5 + 0.5 * (b - a) / m)
+        .collect()
+}
+
+/// Renders the whole report.
+pub fn render(r: &AuditReport, examples: &[Example], class_names: &[String], norm: &str) -> String {
+    let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let mut h = String::from("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ruse audit</title><style>");
+    h += "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}.warn{background:#fff3cd;border:1px solid #e0c36b;padding:8px 12px;margin:8px 0}.grid{display:flex;flex-wrap:wrap;gap:14px}.ex{border:1px solid #ddd;padding:6px;font-size:12px;text-align:center}.ex img{image-rendering:pixelated;margin:2px}code{background:#f4f4f4;padding:1px 4px}";
+    h += "</style></head><body>";
+    h += &format!("<h1>ruse audit</h1><p>model <code>{}</code> (sha256 <code>{}</code>) on <code>{}</code>, {} samples, {norm} threat model, seed {}.</p>", esc(&r.model), &r.model_sha256[..r.model_sha256.len().min(16)], esc(&r.data), r.n, r.seed);
+    h += "<h2>Report card</h2><table><tr><th class=\"l\">ε</th><th>robust accuracy</th>";
+    let attack_names: Vec<String> = r
+        .results
+        .first()
+        .map(|e| e.attacks.iter().map(|a| a.attack.clone()).collect())
+        .unwrap_or_default();
+    for a in &attack_names {
+        h += &format!("<th>after {}</th>", esc(a));
+    }
+    h += "<th>median ‖δ‖ of adversarials</th></tr>";
+    h += &format!(
+        "<tr><td class=\"l\">0 (clean)</td><td>{:.2}%</td>{}<td></td></tr>",
+        r.clean_accuracy * 100.0,
+        "<td></td>".repeat(attack_names.len())
+    );
+    for e in &r.results {
+        h += &format!(
+            "<tr><td class=\"l\">{}</td><td><b>{:.2}%</b></td>",
+            trim(e.eps),
+            e.robust_accuracy * 100.0
+        );
+        for a in &e.attacks {
+            h += &format!("<td>{:.2}%</td>", a.robust_accuracy * 100.0);
+        }
+        h += &format!(
+            "<td>{}</td></tr>",
+            e.median_adversarial_norm
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_default()
+        );
+    }
+    h += "</table>";
+    let mut pts = vec![(0.0, r.clean_accuracy)];
+    pts.extend(r.results.iter().map(|e| (e.eps, e.robust_accuracy)));
+    h += "<h2>Accuracy vs ε</h2>";
+    h += &accuracy_curve(&pts, norm);
+    h += "<h2>Honesty checks</h2>";
+    if r.warnings.is_empty() {
+        h += "<p>No check fired.</p>";
+    }
+    for w in &r.warnings {
+        h += &format!(
+            "<div class=\"warn\"><b>{}</b>: {}<br><small>evidence: {}</small></div>",
+            esc(&w.check),
+            esc(&w.message),
+            esc(&w.evidence)
+        );
+    }
+    h += "<h2>Adversarial examples</h2><p>clean | adversarial | perturbation (amplified; grey = unchanged)</p><div class=\"grid\">";
+    for ex in examples {
+        let diff = amplified_difference(&ex.clean, &ex.adversarial);
+        let imgs: Vec<String> = [&ex.clean, &ex.adversarial, &diff]
+            .iter()
+            .filter_map(|p| png_data_uri(p, ex.shape, 3))
+            .map(|u| format!("<img src=\"{u}\" alt=\"\">"))
+            .collect();
+        h += &format!(
+            "<div class=\"ex\">{}<br>ε={}: {} → <b>{}</b></div>",
+            imgs.join(""),
+            trim(ex.eps),
+            esc(&name(ex.label)),
+            esc(&name(ex.predicted))
+        );
+    }
+    h += "</div><h2>Per-attack details</h2><table><tr><th class=\"l\">ε</th><th class=\"l\">attack</th><th>newly fooled</th><th>robust after</th><th>forward evals</th><th>gradient evals</th><th>seconds</th></tr>";
+    for e in &r.results {
+        for a in &e.attacks {
+            h += &format!("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.2}%</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>", trim(e.eps), esc(&a.attack), a.new_successes, a.robust_accuracy * 100.0, a.forwards, a.gradients, a.seconds);
+        }
+    }
+    h += "</table><h2>Reproduce</h2><table>";
+    for (k, v) in &r.settings {
+        h += &format!(
+            "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td></tr>",
+            esc(k),
+            esc(v)
+        );
+    }
+    h += &format!(
+        "</table><p>ruse {} · {:.1} s</p></body></html>\n",
+        esc(&r.ruse_version),
+        r.seconds
+    );
+    h
+}

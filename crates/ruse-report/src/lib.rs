@@ -1,0 +1,8 @@
+//! Audit results (serialised as `report.json`) and their self-contained HTML rendering
+//! (`report.html`: inline SVG curve and inline PNG image grids, no external assets).
+
+pub mod audit;
+pub mod html;
+pub mod svg;
+
+pub use audit::{AttackSummary, AuditReport, EpsResult, Example, Warning};

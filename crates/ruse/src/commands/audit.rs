@@ -1,0 +1,352 @@
+//! `ruse audit`: robust accuracy under an attack suite per ε, honesty checks, report files.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use ruse_attack::loss::Loss;
+use ruse_attack::model::argmax_rows;
+use ruse_attack::pgd::Pgd;
+use ruse_attack::suite::{Suite, SuiteSettings};
+use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
+use ruse_report::{AttackSummary, AuditReport, EpsResult, Example, Warning};
+
+use crate::cli::AuditArgs;
+use crate::model::{load_data, load_model};
+use crate::progress::bar;
+
+fn parse_eps(s: &str) -> Result<Vec<f64>> {
+    let mut v = Vec::new();
+    for t in s.split(',') {
+        let e: f64 = t
+            .trim()
+            .parse()
+            .with_context(|| format!("--eps: '{t}' is not a number"))?;
+        v.push(e);
+    }
+    if v.is_empty() {
+        bail!("--eps needs at least one radius");
+    }
+    Ok(v)
+}
+
+fn median(mut v: Vec<f32>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2] as f64)
+}
+
+/// Cheap checks that catch models whose apparent robustness is an artefact (AutoAttack's flags).
+fn pre_checks(
+    model: &Model,
+    x: &[f32],
+    y: &[usize],
+    threat_norm: Norm,
+    domain: (f32, f32),
+    seed: u64,
+) -> Result<Vec<Warning>> {
+    let mut w = Vec::new();
+    let k = model.classes();
+    let d = model.input_len();
+    let n = y.len().min(100);
+    let (xs, ys) = (&x[..n * d], &y[..n]);
+    let a = model.logits(xs)?;
+    let b = model.logits(xs)?;
+    if a != b {
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        w.push(Warning {
+            check: "randomised outputs".into(),
+            message:
+                "the same input gave different outputs; gradient attacks can be misled (use EOT)"
+                    .into(),
+            evidence: format!("max difference between two forward passes: {diff:e}"),
+        });
+    }
+    let probs_like = a.chunks(k).all(|r| {
+        r.iter().all(|v| (0.0..=1.0).contains(v)) && (r.iter().sum::<f32>() - 1.0).abs() < 1e-3
+    });
+    if probs_like {
+        w.push(Warning {
+            check: "outputs look like probabilities".into(),
+            message: "the model seems to end in a softmax; cross-entropy on probabilities has vanishing gradients, so CE-based attacks underestimate vulnerability (DLR-based ones are scale-invariant)".into(),
+            evidence: format!("all {n} output rows lie in [0,1] and sum to 1"),
+        });
+    }
+    let (_, _, g) = model.loss_grad(xs, &Loss::CrossEntropy, ys, None)?;
+    let nan = g.iter().any(|v| !v.is_finite());
+    let zero = g.chunks(d).filter(|r| r.iter().all(|v| *v == 0.0)).count();
+    if nan || zero * 10 > n {
+        w.push(Warning {
+            check: "zero or NaN gradients".into(),
+            message: "input gradients vanish or are not finite: gradient attacks cannot make progress (gradient masking)".into(),
+            evidence: format!("{zero} of {n} samples have an all-zero gradient; non-finite values: {nan}"),
+        });
+    }
+    // With ε as wide as the domain every input is reachable: an attack must fool everything.
+    if threat_norm == Norm::Linf {
+        let m = n.min(50);
+        let wide = ThreatModel::new(Norm::Linf, domain.1 - domain.0, domain)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xA5A5);
+        let out = Pgd {
+            steps: 20,
+            ..Pgd::default()
+        }
+        .run(
+            model,
+            &x[..m * d],
+            &y[..m],
+            &wide,
+            &Goal::Untargeted,
+            &mut rng,
+        )?;
+        let left = out.success.iter().filter(|s| !**s).count();
+        if left > 0 {
+            w.push(Warning {
+                check: "unbounded attack does not reach 0%".into(),
+                message: "with ε covering the whole input domain PGD should fool every sample; it did not, so the attacks are not working on this model".into(),
+                evidence: format!("{left} of {m} samples survived PGD-20 at ε = {}", domain.1 - domain.0),
+            });
+        }
+    }
+    Ok(w)
+}
+
+/// Runs the audit.
+pub fn run(a: AuditArgs) -> Result<()> {
+    let t0 = Instant::now();
+    anyhow::ensure!(a.batch_size >= 1, "--batch-size must be ≥ 1");
+    let norm: Norm = a.norm.parse()?;
+    let eps = parse_eps(&a.eps)?;
+    let suite = Suite::preset(&a.preset)?;
+    let m = load_model(&a.model)?;
+    let data = load_data(&a.data)?;
+    let g = &m.graph;
+    if g.input_shape() != data.shape() {
+        bail!(
+            "the model takes input {:?} but '{}' has images {:?}",
+            g.input_shape(),
+            a.data.data,
+            data.shape()
+        );
+    }
+    let model = Model::new(g)?;
+    if data.num_classes > model.classes() {
+        bail!(
+            "the model scores {} classes but '{}' has {}",
+            model.classes(),
+            a.data.data,
+            data.num_classes
+        );
+    }
+    let threats = eps
+        .iter()
+        .map(|&e| ThreatModel::new(norm, e as f32, g.input_domain))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (x, y) = (&data.images, &data.labels);
+    let mut warnings = pre_checks(&model, x, y, norm, g.input_domain, a.seed)?;
+    let clean: Vec<usize> = x
+        .chunks(a.batch_size * model.input_len())
+        .map(|c| model.logits(c))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat()
+        .chunks(model.classes())
+        .map(|r| argmax_rows(r, model.classes())[0])
+        .collect();
+    let clean_accuracy =
+        clean.iter().zip(y).filter(|(p, l)| p == l).count() as f64 / y.len() as f64;
+    eprintln!(
+        "auditing {} on {} ({} samples), {norm} ε ∈ {{{}}}, preset {}, seed {}",
+        m.source,
+        a.data.data,
+        y.len(),
+        a.eps,
+        a.preset,
+        a.seed
+    );
+    let mut results = Vec::new();
+    let mut examples = Vec::new();
+    let d = model.input_len();
+    for (t, &eps_value) in threats.iter().zip(&eps) {
+        let pb = bar(
+            (suite.attacks.len() * y.len()) as u64,
+            &format!("ε={}", t.eps),
+        );
+        let settings = SuiteSettings {
+            threat: *t,
+            seed: a.seed,
+            batch: a.batch_size,
+        };
+        let r = suite.run(&model, x, y, &settings, |done, _| {
+            pb.set_position(done as u64)
+        })?;
+        pb.finish_and_clear();
+        let norms: Vec<f32> = (0..y.len())
+            .filter(|&i| r.fooled_by[i].is_some())
+            .map(|i| {
+                t.norm.of(&r.adv[i * d..(i + 1) * d]
+                    .iter()
+                    .zip(&x[i * d..(i + 1) * d])
+                    .map(|(p, q)| p - q)
+                    .collect::<Vec<_>>())
+            })
+            .collect();
+        let preds = argmax_rows(&model.logits(&r.adv)?, model.classes());
+        for i in (0..y.len()).filter(|&i| r.fooled_by[i].is_some()).take(4) {
+            examples.push(Example {
+                eps: eps_value,
+                clean: x[i * d..(i + 1) * d].to_vec(),
+                adversarial: r.adv[i * d..(i + 1) * d].to_vec(),
+                shape: data.shape(),
+                label: y[i],
+                predicted: preds[i],
+            });
+        }
+        eprintln!(
+            "  ε = {}: robust accuracy {:.2}%",
+            t.eps,
+            r.robust_accuracy * 100.0
+        );
+        results.push(EpsResult {
+            eps: eps_value,
+            robust_accuracy: r.robust_accuracy,
+            attacks: r
+                .rows
+                .iter()
+                .map(|row| AttackSummary {
+                    attack: row.attack.clone(),
+                    robust_accuracy: row.robust_accuracy,
+                    new_successes: row.new_successes,
+                    forwards: row.forwards,
+                    gradients: row.gradients,
+                    seconds: row.seconds,
+                })
+                .collect(),
+            median_adversarial_norm: median(norms),
+        });
+    }
+    let mut sorted: Vec<&EpsResult> = results.iter().collect();
+    sorted.sort_by(|p, q| p.eps.total_cmp(&q.eps));
+    for w2 in sorted.windows(2) {
+        if w2[1].robust_accuracy > w2[0].robust_accuracy {
+            warnings.push(Warning {
+                check: "robust accuracy rises with ε".into(),
+                message: "a larger ball contains the smaller one, so robust accuracy cannot rise: the attacks are failing".into(),
+                evidence: format!("{:.2}% at ε = {} but {:.2}% at ε = {}", w2[0].robust_accuracy * 100.0, w2[0].eps, w2[1].robust_accuracy * 100.0, w2[1].eps),
+            });
+        }
+    }
+    let mut settings = BTreeMap::new();
+    settings.insert(
+        "command".into(),
+        std::env::args().collect::<Vec<_>>().join(" "),
+    );
+    settings.insert("norm".into(), norm.to_string());
+    settings.insert("eps".into(), a.eps.clone());
+    settings.insert("preset".into(), a.preset.clone());
+    settings.insert(
+        "attacks".into(),
+        suite
+            .attacks
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    settings.insert(
+        "data".into(),
+        format!(
+            "{} (split {}, limit {:?})",
+            a.data.data, a.data.split, a.data.limit
+        ),
+    );
+    settings.insert("batch_size".into(), a.batch_size.to_string());
+    settings.insert("threads".into(), rayon::current_num_threads().to_string());
+    settings.insert("input_domain".into(), format!("{:?}", g.input_domain));
+    let report = AuditReport {
+        ruse_version: env!("CARGO_PKG_VERSION").into(),
+        model: m.source.clone(),
+        model_sha256: m.sha256.clone(),
+        data: a.data.data.clone(),
+        n: y.len(),
+        clean_accuracy,
+        robust_accuracy: results
+            .iter()
+            .map(|r| (ruse_report::svg::trim(r.eps), r.robust_accuracy))
+            .collect(),
+        results,
+        warnings,
+        settings,
+        seed: a.seed,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    print_card(&report);
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let json_path = a.out.join("report.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let html_path = a.out.join("report.html");
+    let html = ruse_report::html::render(&report, &examples, &data.class_names, &norm.to_string());
+    std::fs::write(&html_path, html)
+        .with_context(|| format!("cannot write {}", html_path.display()))?;
+    println!(
+        "\nwrote {} and {}",
+        json_path.display(),
+        html_path.display()
+    );
+    Ok(())
+}
+
+fn print_card(r: &AuditReport) {
+    println!("model     {}", r.model);
+    println!("data      {} ({} samples)", r.data, r.n);
+    println!();
+    let names: Vec<String> = r
+        .results
+        .first()
+        .map(|e| e.attacks.iter().map(|a| a.attack.clone()).collect())
+        .unwrap_or_default();
+    print!("{:<10} {:>10}", "ε", "robust");
+    for n in &names {
+        print!(
+            "  {:>24}",
+            format!("after {}", n.split('(').next().unwrap_or(n))
+        );
+    }
+    println!("  {:>12}", "median ‖δ‖");
+    println!("{:<10} {:>9.2}%", "clean", r.clean_accuracy * 100.0);
+    for e in &r.results {
+        print!(
+            "{:<10} {:>9.2}%",
+            ruse_report::svg::trim(e.eps),
+            e.robust_accuracy * 100.0
+        );
+        for a in &e.attacks {
+            print!("  {:>23.2}%", a.robust_accuracy * 100.0);
+        }
+        println!(
+            "  {:>12}",
+            e.median_adversarial_norm
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    if r.warnings.is_empty() {
+        println!("\nhonesty checks: none fired");
+    }
+    for w in &r.warnings {
+        println!(
+            "\nWARNING [{}]: {}\n  evidence: {}",
+            w.check, w.message, w.evidence
+        );
+    }
+    println!("\n({:.1} s)", r.seconds);
+}
