@@ -527,3 +527,96 @@ fn train_is_deterministic_and_resumes() {
         "an mlp after 2 epochs on 512 digits scores only {acc}"
     );
 }
+
+#[test]
+fn audit_writes_a_report_card_json_and_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("audit");
+    let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+        .args([
+            "audit", "--limit", "40", "--eps", "0.05,0.3", "--seed", "3", "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("clean") && stdout.contains("after pgd"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    for key in [
+        "clean_accuracy",
+        "robust_accuracy",
+        "results",
+        "settings",
+        "seed",
+        "model_sha256",
+        "ruse_version",
+        "warnings",
+    ] {
+        assert!(json.get(key).is_some(), "report.json lacks {key}");
+    }
+    let ra = &json["robust_accuracy"];
+    let (small, large) = (ra["0.05"].as_f64().unwrap(), ra["0.3"].as_f64().unwrap());
+    assert!(large <= small && small <= json["clean_accuracy"].as_f64().unwrap());
+    assert!(
+        large <= 0.05,
+        "an undefended MNIST CNN at ε = 0.3 keeps {large}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("data:image/png;base64,"));
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count()
+                == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+        "no external assets"
+    );
+    // Same seed, same numbers.
+    let out2 = dir.path().join("audit2");
+    let o2 = Command::new(env!("CARGO_BIN_EXE_ruse"))
+        .args([
+            "audit", "--limit", "40", "--eps", "0.05,0.3", "--seed", "3", "--out",
+        ])
+        .arg(&out2)
+        .output()
+        .unwrap();
+    assert!(o2.status.success());
+    let json2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["robust_accuracy"], json2["robust_accuracy"]);
+}
+
+#[test]
+fn audit_rejects_bad_settings_clearly() {
+    for (args, needle) in [
+        (vec!["audit", "--eps=-0.1"], "must be a finite number"),
+        (vec!["audit", "--eps", "3"], "exceeds the width"),
+        (vec!["audit", "--eps", "abc"], "is not a number"),
+        (vec!["audit", "--norm", "l7"], "unknown norm"),
+        (vec!["audit", "--preset", "huge"], "unknown preset"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ops/relu.onnx");
+    let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+        .args(["audit", "--model"])
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("takes input"),
+        "{stderr}"
+    );
+}
