@@ -2,6 +2,7 @@
 //! (`report.html`: inline SVG curve and inline PNG image grids, no external assets).
 
 pub mod audit;
+pub mod grid;
 pub mod html;
 pub mod svg;
 

@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// How easy is the model to fool? Attack suite per ε, report card, report.json and report.html.
     Audit(AuditArgs),
+    /// Run one attack on a model and data; write adversarials (attack.json) and a PNG grid.
+    Attack(AttackArgs),
     /// Clean accuracy, per-class accuracy and confusion matrix of a model on a dataset.
     Eval(EvalArgs),
     /// Train a zoo architecture (or resume a checkpoint) and write an ONNX model.
@@ -180,5 +182,44 @@ pub struct AuditArgs {
     pub batch_size: usize,
     /// Directory for report.json and report.html.
     #[arg(long, default_value = "audit")]
+    pub out: PathBuf,
+}
+
+/// `ruse attack`.
+#[derive(Args, Debug)]
+pub struct AttackArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t.
+    #[arg(long, default_value = "pgd")]
+    pub attack: String,
+    /// Perturbation norm: linf, l2 or l1.
+    #[arg(long, default_value = "linf")]
+    pub norm: String,
+    /// Radius of the perturbation ball, in input units.
+    #[arg(long, default_value_t = 0.3)]
+    pub eps: f64,
+    /// Iterations (default: pgd/bim 40, apgd 100, apgd-t 100 per target).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Restarts (pgd, apgd).
+    #[arg(long, default_value_t = 1)]
+    pub restarts: usize,
+    /// Targeted: push every sample to this class (fgsm, pgd, bim, apgd-ce, apgd-dlr).
+    #[arg(long)]
+    pub target: Option<usize>,
+    /// Seed of the attack's randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Samples per attack call.
+    #[arg(long, default_value_t = 250)]
+    pub batch_size: usize,
+    /// Rows in the PNG grid.
+    #[arg(long, default_value_t = 12)]
+    pub grid: usize,
+    /// Directory for attack.json and grid.png.
+    #[arg(long, default_value = "attack")]
     pub out: PathBuf,
 }

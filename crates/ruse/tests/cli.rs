@@ -620,3 +620,72 @@ fn audit_rejects_bad_settings_clearly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn attack_writes_json_and_a_png_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("atk");
+    let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+        .args([
+            "attack", "--attack", "pgd", "--eps", "0.3", "--steps", "10", "--limit", "30", "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("robust accuracy") && stdout.contains("success rate"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("attack.json")).unwrap()).unwrap();
+    assert_eq!(json["n"], 30);
+    let samples = json["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 30);
+    for s in samples {
+        assert!(s["norm"].as_f64().unwrap() <= 0.3 + 1e-5);
+        if s["success"].as_bool().unwrap() {
+            assert_ne!(s["adversarial_prediction"], s["label"]);
+        }
+    }
+    assert!(
+        json["robust_accuracy"].as_f64().unwrap() <= 0.1,
+        "PGD at ε = 0.3 should fool the undefended model"
+    );
+    let png = std::fs::read(out.join("grid.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // Targeted, and bad settings.
+    let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+        .args([
+            "attack", "--target", "3", "--eps", "0.3", "--steps", "20", "--limit", "20", "--out",
+        ])
+        .arg(dir.path().join("t"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("target class 3"));
+    for (args, needle) in [
+        (vec!["attack", "--attack", "cw"], "unknown attack"),
+        (vec!["attack", "--target", "10"], "not a class"),
+        (vec!["attack", "--steps", "0"], "--steps"),
+        (
+            vec!["attack", "--attack", "apgd-t", "--target", "1"],
+            "picks its own targets",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && stderr.contains(needle) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

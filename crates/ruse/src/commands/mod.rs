@@ -1,5 +1,6 @@
 //! One module per subcommand; each parses nothing, loads, calls the library and prints.
 
+mod attack;
 mod audit;
 mod eval;
 mod export;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
             .context("cannot start the thread pool")?;
     }
     match cli.command {
+        Command::Attack(a) => attack::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Train(a) => train::run(a),

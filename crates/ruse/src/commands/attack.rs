@@ -1,0 +1,210 @@
+//! `ruse attack`: one attack on a model and data, adversarials as JSON and a PNG grid.
+
+use anyhow::{bail, Context, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use ruse_attack::apgd::{Apgd, ApgdTargeted};
+use ruse_attack::fgsm::Fgsm;
+use ruse_attack::loss::Loss;
+use ruse_attack::model::argmax_rows;
+use ruse_attack::pgd::Pgd;
+use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
+use ruse_report::Example;
+use serde_json::json;
+
+use crate::cli::AttackArgs;
+use crate::model::{load_data, load_model};
+use crate::progress::bar;
+
+fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
+    let targeted = a.target.is_some();
+    Ok(match a.attack.as_str() {
+        "fgsm" => Box::new(Fgsm),
+        "pgd" | "bim" => Box::new(Pgd {
+            steps: a.steps.unwrap_or(40),
+            restarts: a.restarts,
+            random_start: a.attack == "pgd",
+            ..Pgd::default()
+        }),
+        "apgd-ce" | "apgd-dlr" => Box::new(Apgd {
+            restarts: a.restarts,
+            ..Apgd::new(
+                if a.attack == "apgd-ce" {
+                    Loss::CrossEntropy
+                } else {
+                    Loss::Dlr
+                },
+                a.steps.unwrap_or(100),
+            )
+        }),
+        "apgd-t" if !targeted => Box::new(ApgdTargeted {
+            steps: a.steps.unwrap_or(100),
+            top_k: 9,
+        }),
+        "apgd-t" => bail!(
+            "apgd-t picks its own targets; use --attack apgd-dlr --target K for one target class"
+        ),
+        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr or apgd-t"),
+    })
+}
+
+/// Runs the attack and writes the results.
+pub fn run(a: AttackArgs) -> Result<()> {
+    anyhow::ensure!(a.batch_size >= 1, "--batch-size must be ≥ 1");
+    anyhow::ensure!(a.restarts >= 1, "--restarts must be ≥ 1");
+    anyhow::ensure!(a.steps != Some(0), "--steps must be ≥ 1");
+    let attack = build(&a)?;
+    let norm: Norm = a.norm.parse()?;
+    let m = load_model(&a.model)?;
+    let data = load_data(&a.data)?;
+    let g = &m.graph;
+    if g.input_shape() != data.shape() {
+        bail!(
+            "the model takes input {:?} but '{}' has images {:?}",
+            g.input_shape(),
+            a.data.data,
+            data.shape()
+        );
+    }
+    let model = Model::new(g)?;
+    let k = model.classes();
+    if let Some(t) = a.target {
+        anyhow::ensure!(
+            t < k,
+            "--target {t} is not a class of this model (0..{})",
+            k - 1
+        );
+    }
+    let threat = ThreatModel::new(norm, a.eps as f32, g.input_domain)?;
+    let d = model.input_len();
+    let (x, y) = (&data.images, &data.labels);
+    let n = y.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
+    let mut adv = Vec::with_capacity(x.len());
+    let mut success = Vec::with_capacity(n);
+    let (mut forwards, mut gradients) = (0u64, 0u64);
+    let pb = bar(n as u64, &attack.name());
+    let t0 = std::time::Instant::now();
+    for (xs, ys) in x.chunks(a.batch_size * d).zip(y.chunks(a.batch_size)) {
+        let goal = match a.target {
+            Some(t) => Goal::Targeted(vec![t; ys.len()]),
+            None => Goal::Untargeted,
+        };
+        let out = attack.run(&model, xs, ys, &threat, &goal, &mut rng)?;
+        adv.extend_from_slice(&out.adv);
+        success.extend_from_slice(&out.success);
+        forwards += out.forwards;
+        gradients += out.gradients;
+        pb.inc(ys.len() as u64);
+    }
+    pb.finish_and_clear();
+    let seconds = t0.elapsed().as_secs_f64();
+    // Every reported success is re-checked with a fresh forward pass.
+    let clean: Vec<usize> = x
+        .chunks(a.batch_size * d)
+        .map(|c| model.logits(c))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat()
+        .chunks(k)
+        .map(|r| argmax_rows(r, k)[0])
+        .collect();
+    let preds: Vec<usize> = adv
+        .chunks(a.batch_size * d)
+        .map(|c| model.logits(c))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat()
+        .chunks(k)
+        .map(|r| argmax_rows(r, k)[0])
+        .collect();
+    for i in 0..n {
+        let ok = match a.target {
+            Some(t) => preds[i] == t,
+            None => preds[i] != y[i],
+        };
+        success[i] = success[i] && ok;
+    }
+    let norms: Vec<f32> = (0..n)
+        .map(|i| {
+            norm.of(&adv[i * d..(i + 1) * d]
+                .iter()
+                .zip(&x[i * d..(i + 1) * d])
+                .map(|(p, q)| p - q)
+                .collect::<Vec<_>>())
+        })
+        .collect();
+    let correct = (0..n).filter(|&i| clean[i] == y[i]).count();
+    let robust = (0..n)
+        .filter(|&i| clean[i] == y[i] && preds[i] == y[i])
+        .count();
+    let fooled = (0..n).filter(|&i| success[i]).count();
+    let mut ok_norms: Vec<f32> = (0..n).filter(|&i| success[i]).map(|i| norms[i]).collect();
+    ok_norms.sort_by(|p, q| p.total_cmp(q));
+    let median = ok_norms.get(ok_norms.len() / 2).copied();
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let per_sample: Vec<_> = (0..n)
+        .map(|i| json!({"index": i, "label": y[i], "clean_prediction": clean[i], "adversarial_prediction": preds[i], "success": success[i], "norm": norms[i]}))
+        .collect();
+    let report = json!({
+        "attack": attack.name(),
+        "model": m.source,
+        "model_sha256": m.sha256,
+        "data": a.data.data,
+        "norm": norm.to_string(),
+        "eps": a.eps,
+        "target": a.target,
+        "seed": a.seed,
+        "n": n,
+        "clean_accuracy": correct as f64 / n as f64,
+        "robust_accuracy": robust as f64 / n as f64,
+        "success_rate": fooled as f64 / n as f64,
+        "median_adversarial_norm": median,
+        "forwards": forwards,
+        "gradients": gradients,
+        "seconds": seconds,
+        "samples": per_sample,
+    });
+    let json_path = a.out.join("attack.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let examples: Vec<Example> = (0..n)
+        .filter(|&i| success[i])
+        .take(a.grid)
+        .map(|i| Example {
+            eps: a.eps,
+            clean: x[i * d..(i + 1) * d].to_vec(),
+            adversarial: adv[i * d..(i + 1) * d].to_vec(),
+            shape: data.shape(),
+            label: y[i],
+            predicted: preds[i],
+        })
+        .collect();
+    let grid_path = a.out.join("grid.png");
+    match ruse_report::grid::example_grid_png(&examples, 3) {
+        Some(png) => std::fs::write(&grid_path, png).with_context(|| format!("cannot write {}", grid_path.display()))?,
+        None => eprintln!("note: no grid written (no successful adversarial, or images that are not 1- or 3-channel)"),
+    }
+    println!("attack          {}", attack.name());
+    println!(
+        "threat model    {norm} ε = {} (domain [{}, {}])",
+        a.eps, threat.domain.0, threat.domain.1
+    );
+    println!("samples         {n}");
+    println!("clean accuracy  {:.2}%", 100.0 * correct as f64 / n as f64);
+    if a.target.is_none() {
+        println!("robust accuracy {:.2}%", 100.0 * robust as f64 / n as f64);
+    }
+    println!(
+        "success rate    {:.2}%{}",
+        100.0 * fooled as f64 / n as f64,
+        a.target
+            .map(|t| format!(" (target class {t})"))
+            .unwrap_or_default()
+    );
+    if let Some(m) = median {
+        println!("median ‖δ‖      {m:.4}");
+    }
+    println!("queries         {forwards} forward, {gradients} gradient ({seconds:.1} s)");
+    println!("wrote {} and {}", json_path.display(), grid_path.display());
+    Ok(())
+}
