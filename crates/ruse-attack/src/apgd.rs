@@ -53,18 +53,20 @@ impl Apgd {
     }
 
     /// One run from a random start; updates the tracker.
+    /// `targets` steers the loss; success is judged by the tracker's own goal (APGD-T ascends a
+    /// targeted loss but, as in AutoAttack, any wrong class counts).
     fn once(
         &self,
         model: &Model,
         x: &[f32],
         threat: &ThreatModel,
+        targets: Option<&[usize]>,
         rng: &mut ChaCha8Rng,
         tr: &mut Tracker,
     ) -> Result<Vec<f32>> {
         let d = model.input_len();
-        let (labels, goal) = (tr.labels(), tr.goal());
+        let labels = tr.labels();
         let b = labels.len();
-        let targets = goal.targets();
         let step = |cur: &[f32], g: &[f32], eta: &[f32]| -> Vec<f32> {
             let mut z = cur.to_vec();
             for (i, (zi, gi)) in z.chunks_mut(d).zip(g.chunks(d)).enumerate() {
@@ -148,6 +150,7 @@ impl Attack for Apgd {
         let l = match self.loss {
             Loss::CrossEntropy => "ce",
             Loss::Dlr => "dlr",
+            Loss::Logit => "logit",
         };
         format!("apgd-{l}({} steps)", self.steps)
     }
@@ -171,7 +174,7 @@ impl Attack for Apgd {
         let mut tr = Tracker::new(x, labels, goal, d, model.classes())?;
         let mut last = x.to_vec();
         for _ in 0..self.restarts {
-            last = self.once(model, x, threat, rng, &mut tr)?;
+            last = self.once(model, x, threat, goal.targets(), rng, &mut tr)?;
             if tr.success.iter().all(|&s| s) {
                 break;
             }
@@ -237,9 +240,9 @@ impl Attack for ApgdTargeted {
                 .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
                 .collect();
             let ys: Vec<usize> = open.iter().map(|&i| labels[i]).collect();
-            let goal = Goal::Targeted(open.iter().map(|&i| round_targets[i]).collect());
-            let mut sub = Tracker::new(&xs, &ys, &goal, d, k)?;
-            let end = apgd.once(model, &xs, threat, rng, &mut sub)?;
+            let targets: Vec<usize> = open.iter().map(|&i| round_targets[i]).collect();
+            let mut sub = Tracker::new(&xs, &ys, &untargeted, d, k)?;
+            let end = apgd.once(model, &xs, threat, Some(&targets), rng, &mut sub)?;
             for (j, &i) in open.iter().enumerate() {
                 last[i * d..(i + 1) * d].copy_from_slice(&end[j * d..(j + 1) * d]);
                 if sub.success[j] {

@@ -3,6 +3,7 @@
 
 pub mod apgd;
 pub mod attack;
+pub mod deepfool;
 pub mod error;
 pub mod fgsm;
 pub mod loss;

@@ -10,6 +10,8 @@ pub enum Loss {
     CrossEntropy,
     /// Difference of logits ratio (Croce & Hein 2020), shift- and scale-invariant.
     Dlr,
+    /// The raw logit of the class given per sample in `targets` (for DeepFool's Jacobian rows).
+    Logit,
 }
 
 impl Loss {
@@ -33,7 +35,17 @@ impl Loss {
         match (self, targets) {
             (Loss::CrossEntropy, None) => cross_entropy_per_sample(z, &y),
             (Loss::CrossEntropy, Some(t)) => cross_entropy_per_sample(z, &ids(t)?)?.neg(),
-            (Loss::Dlr, targets) => dlr(z, labels, targets, k, dev),
+            (Loss::Dlr, targets) => {
+                // DLR's scale term needs the 3rd (untargeted) or 4th (targeted) largest logit.
+                let need = if targets.is_some() { 4 } else { 3 };
+                if k < need {
+                    candle_core::bail!(
+                        "the DLR loss needs at least {need} classes, the model has {k}"
+                    );
+                }
+                dlr(z, labels, targets, k, dev)
+            }
+            (Loss::Logit, t) => (z * one_hot(&ids(t.unwrap_or(labels))?, k)?)?.sum(D::Minus1),
         }
     }
 }

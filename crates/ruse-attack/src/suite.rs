@@ -157,6 +157,7 @@ impl Suite {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((ai as u64 + 1) << 32));
             let open: Vec<usize> = (0..n).filter(|&i| robust[i]).collect();
             let mut new = 0;
+            let mut done = n - open.len();
             for chunk in open.chunks(batch.max(1)) {
                 let xs: Vec<f32> = chunk
                     .iter()
@@ -167,14 +168,25 @@ impl Suite {
                 // Re-check every claimed success with a fresh forward pass before counting it.
                 let preds = argmax_rows(&model.logits(&out.adv)?, k);
                 for (j, &i) in chunk.iter().enumerate() {
-                    if out.success[j] && preds[j] != labels[i] {
+                    let a = &out.adv[j * d..(j + 1) * d];
+                    let delta: Vec<f32> = a
+                        .iter()
+                        .zip(&x[i * d..(i + 1) * d])
+                        .map(|(p, q)| p - q)
+                        .collect();
+                    let in_ball = threat.norm.of(&delta) <= threat.eps * (1.0 + 1e-5) + 1e-7;
+                    let in_domain = a
+                        .iter()
+                        .all(|v| *v >= threat.domain.0 && *v <= threat.domain.1);
+                    if out.success[j] && preds[j] != labels[i] && in_ball && in_domain {
                         robust[i] = false;
                         fooled_by[i] = Some(attack.name());
                         adv[i * d..(i + 1) * d].copy_from_slice(&out.adv[j * d..(j + 1) * d]);
                         new += 1;
                     }
                 }
-                progress(ai * n + (n - open.len()) + chunk.len(), total_work);
+                done += chunk.len();
+                progress(ai * n + done, total_work);
             }
             rows.push(AttackRow {
                 attack: attack.name(),

@@ -119,7 +119,8 @@ impl ThreatModel {
         }
     }
 
-    /// A uniformly random start inside the ball (and the domain) around `x0`.
+    /// A random start inside the ball (and the domain) around `x0`: uniform for L∞ and L2 (radius
+    /// ε·U^(1/D)); for L1 a random direction at radius ε·U (not uniform, just diverse).
     pub fn random_start(&self, x0: &[f32], rng: &mut impl Rng) -> Vec<f32> {
         let mut x: Vec<f32> = match self.norm {
             Norm::Linf => x0
@@ -130,7 +131,11 @@ impl ThreatModel {
                 // A random direction scaled to a random radius inside the ball.
                 let d: Vec<f32> = x0.iter().map(|_| gaussian(rng)).collect();
                 let n = self.norm.of(&d).max(1e-12);
-                let r = self.eps * rng.random::<f32>();
+                let u: f32 = rng.random();
+                let r = match self.norm {
+                    Norm::L2 => self.eps * u.powf(1.0 / x0.len().max(1) as f32),
+                    _ => self.eps * u,
+                };
                 x0.iter().zip(&d).map(|(&c, &v)| c + v / n * r).collect()
             }
         };

@@ -260,3 +260,129 @@ fn bad_settings_are_clear_errors() {
     assert!(e.contains("labels"), "{e}");
     assert!(Suite::preset("huge").is_err());
 }
+
+#[test]
+fn deepfool_finds_the_exact_distance_to_a_linear_boundary() {
+    use candle_core::{Device, Tensor};
+    use ruse_attack::deepfool::DeepFool;
+    use ruse_graph::{Op, Operand};
+    // f(x) = W x + b with two classes: the boundary is the hyperplane (w1 − w0)·x + (b1 − b0) = 0.
+    let mut g = Graph::new("linear", "x", vec![4]);
+    g.input_domain = (-100.0, 100.0);
+    let w = Tensor::from_vec(
+        vec![1.0f32, -2.0, 0.5, 3.0, -1.0, 1.0, 2.0, 0.0],
+        (2, 4),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let b = Tensor::from_vec(vec![0.3f32, -0.1], 2, &Device::Cpu).unwrap();
+    let (w, b) = (g.add_param("w", w, true), g.add_param("b", b, true));
+    g.add_node(
+        "fc",
+        Op::Gemm {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_b: true,
+        },
+        vec![Operand::Value(0), Operand::Param(w), Operand::Param(b)],
+    )
+    .unwrap();
+    let model = Model::new(&g).unwrap();
+    let x = vec![0.5f32, 0.2, -0.3, 0.4];
+    let z = model.logits(&x).unwrap();
+    let label = if z[0] > z[1] { 0 } else { 1 };
+    let dw: Vec<f32> = (0..4)
+        .map(|j| [-1.0f32, 1.0, 2.0, 0.0][j] - [1.0f32, -2.0, 0.5, 3.0][j])
+        .collect();
+    let margin = (z[0] - z[1]).abs();
+    let df = DeepFool::default();
+    for (norm, dual) in [
+        (Norm::L2, dw.iter().map(|v| v * v).sum::<f32>().sqrt()),
+        (Norm::Linf, dw.iter().map(|v| v.abs()).sum::<f32>()),
+    ] {
+        let m = df
+            .minimal(&model, &x, &[label], norm, g.input_domain)
+            .unwrap();
+        assert!(m.success[0], "{norm}: boundary not crossed");
+        let want = margin / dual;
+        assert!(
+            m.norms[0] >= want * 0.999 && m.norms[0] <= want * 1.03 + 1e-3,
+            "{norm}: {} vs exact {want}",
+            m.norms[0]
+        );
+    }
+}
+
+#[test]
+fn deepfool_fools_the_mnist_model_and_respects_the_ball() {
+    use ruse_attack::deepfool::DeepFool;
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(24);
+    let m = DeepFool::default()
+        .minimal(&model, &x, &y, Norm::L2, (0.0, 1.0))
+        .unwrap();
+    let preds = argmax_rows(&model.logits(&m.adv).unwrap(), 10);
+    let fooled = (0..24)
+        .filter(|&i| m.success[i])
+        .inspect(|&i| assert_ne!(preds[i], y[i]))
+        .count();
+    assert!(fooled >= 22, "DeepFool fooled only {fooled} of 24");
+    let threat = ThreatModel::new(Norm::L2, 1.0, (0.0, 1.0)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let out = DeepFool::default()
+        .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+        .unwrap();
+    check_valid(&out, &x, &y, &threat, &model);
+}
+
+#[test]
+fn apgd_t_fools_like_autoattack_counts_it() {
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(32);
+    let threat = ThreatModel::new(Norm::Linf, 0.3, (0.0, 1.0)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let out = ApgdTargeted {
+        steps: 20,
+        top_k: 3,
+    }
+    .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+    .unwrap();
+    check_valid(&out, &x, &y, &threat, &model);
+    assert!(rate(&out) >= 0.9, "apgd-t success {}", rate(&out));
+}
+
+#[test]
+fn dlr_refuses_models_with_too_few_classes() {
+    use candle_core::{Device, Tensor};
+    use ruse_graph::{Op, Operand};
+    let mut g = Graph::new("binary", "x", vec![2]);
+    let w = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, 1.0], (2, 2), &Device::Cpu).unwrap();
+    let w = g.add_param("w", w, true);
+    g.add_node(
+        "fc",
+        Op::Gemm {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_b: true,
+        },
+        vec![Operand::Value(0), Operand::Param(w)],
+    )
+    .unwrap();
+    let model = Model::new(&g).unwrap();
+    let threat = ThreatModel::new(Norm::Linf, 0.1, (0.0, 1.0)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let e = Apgd::new(Loss::Dlr, 5)
+        .run(
+            &model,
+            &[0.2, 0.7],
+            &[1],
+            &threat,
+            &Goal::Untargeted,
+            &mut rng,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("at least 3 classes"), "{e}");
+}

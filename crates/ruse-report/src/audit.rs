@@ -34,6 +34,21 @@ pub struct EpsResult {
     pub median_adversarial_norm: Option<f64>,
 }
 
+/// Minimal adversarial perturbations (unbounded search), summarised.
+#[derive(Debug, Clone, Serialize)]
+pub struct MinimalPerturbation {
+    /// Method, e.g. `deepfool`.
+    pub method: String,
+    /// Norm measured.
+    pub norm: String,
+    /// Median perturbation norm over the samples it fooled.
+    pub median: Option<f64>,
+    /// Samples fooled.
+    pub fooled: usize,
+    /// Samples searched (the correctly classified ones).
+    pub searched: usize,
+}
+
 /// A flag raised by an honesty check, with its evidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct Warning {
@@ -81,6 +96,8 @@ pub struct AuditReport {
     pub robust_accuracy: BTreeMap<String, f64>,
     /// Details per ε.
     pub results: Vec<EpsResult>,
+    /// Median minimal perturbation (DeepFool), for L2 and L∞ audits.
+    pub minimal_perturbation: Option<MinimalPerturbation>,
     /// Honesty-check flags.
     pub warnings: Vec<Warning>,
     /// Settings needed to reproduce (norm, preset, seed, limit, batch, threads, command line).

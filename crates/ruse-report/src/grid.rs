@@ -114,7 +114,7 @@ pub fn example_grid_png(examples: &[Example], scale: u32) -> Option<Vec<u8>> {
             &mut img,
             &format!("{}->{}", e.label, e.predicted),
             pad + 3 * (cw + pad) + 4,
-            y + ch / 2 - 7,
+            (y + ch / 2).saturating_sub(7),
             3,
             color,
         );

@@ -92,6 +92,16 @@ pub fn render(r: &AuditReport, examples: &[Example], class_names: &[String], nor
         );
     }
     h += "</table>";
+    if let Some(mp) = &r.minimal_perturbation {
+        h += &format!(
+            "<p>Median minimal perturbation ({}, {}): <b>{}</b> over the {} of {} correctly classified samples it fooled.</p>",
+            esc(&mp.method),
+            esc(&mp.norm),
+            mp.median.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+            mp.fooled,
+            mp.searched
+        );
+    }
     let mut pts = vec![(0.0, r.clean_accuracy)];
     pts.extend(r.results.iter().map(|e| (e.eps, e.robust_accuracy)));
     h += "<h2>Accuracy vs ε</h2>";

@@ -6,4 +6,4 @@ pub mod grid;
 pub mod html;
 pub mod svg;
 
-pub use audit::{AttackSummary, AuditReport, EpsResult, Example, Warning};
+pub use audit::{AttackSummary, AuditReport, EpsResult, Example, MinimalPerturbation, Warning};

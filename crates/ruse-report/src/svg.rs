@@ -2,6 +2,9 @@
 
 /// An accuracy-vs-ε curve as an inline SVG element; `points` are (ε, accuracy in [0,1]).
 pub fn accuracy_curve(points: &[(f64, f64)], norm: &str) -> String {
+    let mut points = points.to_vec();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let points = points.as_slice();
     let (w, h, ml, mb, mt, mr) = (520.0, 300.0, 56.0, 44.0, 16.0, 16.0);
     let max_eps = points.iter().map(|p| p.0).fold(0.0f64, f64::max).max(1e-12);
     let x = |e: f64| ml + e / max_eps * (w - ml - mr);

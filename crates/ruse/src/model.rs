@@ -85,3 +85,22 @@ pub fn load_data(args: &DataArgs) -> Result<Dataset> {
     }
     Ok(data)
 }
+
+/// Rejects data that lies outside the model's input domain (or is not finite): attacks clamp to
+/// the domain, so such inputs would be moved before any perturbation and counted wrongly.
+pub fn check_in_domain(data: &Dataset, domain: (f32, f32), what: &str) -> Result<()> {
+    if let Some((i, v)) = data
+        .images
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(v.is_finite() && **v >= domain.0 && **v <= domain.1))
+    {
+        bail!(
+            "{what}: sample {} holds {v}, outside the model's input domain [{}, {}]; set --input-domain to the data's range",
+            i / data.sample_len().max(1),
+            domain.0,
+            domain.1
+        );
+    }
+    Ok(())
+}

@@ -13,7 +13,7 @@ use ruse_report::Example;
 use serde_json::json;
 
 use crate::cli::AttackArgs;
-use crate::model::{load_data, load_model};
+use crate::model::{check_in_domain, load_data, load_model};
 use crate::progress::bar;
 
 fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
@@ -66,6 +66,7 @@ pub fn run(a: AttackArgs) -> Result<()> {
             data.shape()
         );
     }
+    check_in_domain(&data, g.input_domain, &a.data.data)?;
     let model = Model::new(g)?;
     let k = model.classes();
     if let Some(t) = a.target {
@@ -116,12 +117,20 @@ pub fn run(a: AttackArgs) -> Result<()> {
         .chunks(k)
         .map(|r| argmax_rows(r, k)[0])
         .collect();
+    // A success needs a sample that was not already at the goal: correctly classified (untargeted)
+    // or of another class than the target (targeted).
+    let applicable: Vec<bool> = (0..n)
+        .map(|i| match a.target {
+            Some(t) => y[i] != t,
+            None => clean[i] == y[i],
+        })
+        .collect();
     for i in 0..n {
         let ok = match a.target {
             Some(t) => preds[i] == t,
             None => preds[i] != y[i],
         };
-        success[i] = success[i] && ok;
+        success[i] = success[i] && ok && applicable[i];
     }
     let norms: Vec<f32> = (0..n)
         .map(|i| {
@@ -137,6 +146,7 @@ pub fn run(a: AttackArgs) -> Result<()> {
         .filter(|&i| clean[i] == y[i] && preds[i] == y[i])
         .count();
     let fooled = (0..n).filter(|&i| success[i]).count();
+    let tried = applicable.iter().filter(|&&v| v).count();
     let mut ok_norms: Vec<f32> = (0..n).filter(|&i| success[i]).map(|i| norms[i]).collect();
     ok_norms.sort_by(|p, q| p.total_cmp(q));
     let median = ok_norms.get(ok_norms.len() / 2).copied();
@@ -157,7 +167,8 @@ pub fn run(a: AttackArgs) -> Result<()> {
         "n": n,
         "clean_accuracy": correct as f64 / n as f64,
         "robust_accuracy": robust as f64 / n as f64,
-        "success_rate": fooled as f64 / n as f64,
+        "attacked": tried,
+        "success_rate": fooled as f64 / tried.max(1) as f64,
         "median_adversarial_norm": median,
         "forwards": forwards,
         "gradients": gradients,

@@ -6,16 +6,20 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use ruse_attack::deepfool::DeepFool;
 use ruse_attack::loss::Loss;
 use ruse_attack::model::argmax_rows;
 use ruse_attack::pgd::Pgd;
 use ruse_attack::suite::{Suite, SuiteSettings};
 use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
-use ruse_report::{AttackSummary, AuditReport, EpsResult, Example, Warning};
+use ruse_report::{AttackSummary, AuditReport, EpsResult, Example, MinimalPerturbation, Warning};
 
 use crate::cli::AuditArgs;
-use crate::model::{load_data, load_model};
+use crate::model::{check_in_domain, load_data, load_model};
 use crate::progress::bar;
+
+/// Correctly classified samples searched for minimal perturbations.
+const MINIMAL_PERTURBATION_SAMPLES: usize = 250;
 
 fn parse_eps(s: &str) -> Result<Vec<f64>> {
     let mut v = Vec::new();
@@ -28,6 +32,11 @@ fn parse_eps(s: &str) -> Result<Vec<f64>> {
     }
     if v.is_empty() {
         bail!("--eps needs at least one radius");
+    }
+    let mut keys: Vec<String> = v.iter().map(|&e| ruse_report::svg::trim(e)).collect();
+    keys.sort();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        bail!("--eps lists the same radius twice (radii are compared to 6 decimals): {s}");
     }
     Ok(v)
 }
@@ -137,6 +146,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
             data.shape()
         );
     }
+    check_in_domain(&data, g.input_domain, &a.data.data)?;
     let model = Model::new(g)?;
     if data.num_classes > model.classes() {
         bail!(
@@ -171,6 +181,42 @@ pub fn run(a: AuditArgs) -> Result<()> {
         a.preset,
         a.seed
     );
+    let minimal_perturbation = if norm == Norm::L1 {
+        None
+    } else {
+        let d = model.input_len();
+        // DeepFool needs a backward pass per candidate class: a fixed sample keeps the audit fast.
+        let idx: Vec<usize> = (0..y.len())
+            .filter(|&i| clean[i] == y[i])
+            .take(MINIMAL_PERTURBATION_SAMPLES)
+            .collect();
+        let mut norms = Vec::new();
+        let pb = bar(idx.len() as u64, "deepfool");
+        for chunk in idx.chunks(a.batch_size) {
+            let xs: Vec<f32> = chunk
+                .iter()
+                .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            let ys: Vec<usize> = chunk.iter().map(|&i| y[i]).collect();
+            let m = DeepFool::default().minimal(&model, &xs, &ys, norm, g.input_domain)?;
+            norms.extend(
+                m.norms
+                    .iter()
+                    .zip(&m.success)
+                    .filter(|(_, s)| **s)
+                    .map(|(n, _)| *n),
+            );
+            pb.inc(chunk.len() as u64);
+        }
+        pb.finish_and_clear();
+        Some(MinimalPerturbation {
+            method: "deepfool".into(),
+            norm: norm.to_string(),
+            fooled: norms.len(),
+            median: median(norms),
+            searched: idx.len(),
+        })
+    };
     let mut results = Vec::new();
     let mut examples = Vec::new();
     let d = model.input_len();
@@ -282,6 +328,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
             .map(|r| (ruse_report::svg::trim(r.eps), r.robust_accuracy))
             .collect(),
         results,
+        minimal_perturbation,
         warnings,
         settings,
         seed: a.seed,
@@ -337,6 +384,16 @@ fn print_card(r: &AuditReport) {
             e.median_adversarial_norm
                 .map(|v| format!("{v:.4}"))
                 .unwrap_or_else(|| "-".into())
+        );
+    }
+    if let Some(mp) = &r.minimal_perturbation {
+        println!(
+            "\nmedian minimal perturbation ({}, {}): {} ({} of {} correctly classified samples fooled)",
+            mp.method,
+            mp.norm,
+            mp.median.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+            mp.fooled,
+            mp.searched
         );
     }
     if r.warnings.is_empty() {
