@@ -9,6 +9,7 @@ pub mod fgsm;
 pub mod loss;
 pub mod model;
 pub mod pgd;
+pub mod square;
 pub mod suite;
 pub mod threat;
 

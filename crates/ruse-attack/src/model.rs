@@ -39,6 +39,11 @@ impl<'a> Model<'a> {
         self.graph.input_len()
     }
 
+    /// Per-sample input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        self.graph.input_shape()
+    }
+
     /// Number of classes.
     pub fn classes(&self) -> usize {
         self.graph.output_len()

@@ -14,7 +14,8 @@ use crate::fgsm::Fgsm;
 use crate::loss::Loss;
 use crate::model::{argmax_rows, Model};
 use crate::pgd::Pgd;
-use crate::threat::ThreatModel;
+use crate::square::Square;
+use crate::threat::{Norm, ThreatModel};
 
 /// An ordered list of attacks.
 pub struct Suite {
@@ -72,39 +73,47 @@ pub struct SuiteResult {
 }
 
 impl Suite {
-    /// `quick`: FGSM, PGD-20, APGD-CE 50 — for the default run.
-    pub fn quick() -> Self {
-        Suite {
-            attacks: vec![
-                Box::new(Fgsm),
-                Box::new(Pgd {
-                    steps: 20,
-                    ..Pgd::default()
-                }),
-                Box::new(Apgd::new(Loss::CrossEntropy, 50)),
-            ],
+    /// `quick`: FGSM, PGD-20, APGD-CE 50, then Square with 100 queries (L∞) — for the default run;
+    /// the black-box member checks that the gradient attacks were not fooled by masked gradients.
+    pub fn quick(norm: Norm) -> Self {
+        let mut attacks: Vec<Box<dyn Attack>> = vec![
+            Box::new(Fgsm),
+            Box::new(Pgd {
+                steps: 20,
+                ..Pgd::default()
+            }),
+            Box::new(Apgd::new(Loss::CrossEntropy, 50)),
+        ];
+        if norm == Norm::Linf {
+            attacks.push(Box::new(Square {
+                queries: 100,
+                p_init: 0.8,
+            }));
         }
+        Suite { attacks }
     }
 
-    /// `standard`: APGD-CE 100 then APGD-T (DLR, 9 targets × 100) — AutoAttack-standard's white-box
-    /// part (its FAB-T and Square members are not implemented yet).
-    pub fn standard() -> Self {
-        Suite {
-            attacks: vec![
-                Box::new(Apgd::new(Loss::CrossEntropy, 100)),
-                Box::new(ApgdTargeted {
-                    steps: 100,
-                    top_k: 9,
-                }),
-            ],
+    /// `standard`: APGD-CE 100, APGD-T (DLR, 9 targets × 100), Square 5000 queries (L∞) —
+    /// AutoAttack-standard without its FAB-T member (not implemented yet).
+    pub fn standard(norm: Norm) -> Self {
+        let mut attacks: Vec<Box<dyn Attack>> = vec![
+            Box::new(Apgd::new(Loss::CrossEntropy, 100)),
+            Box::new(ApgdTargeted {
+                steps: 100,
+                top_k: 9,
+            }),
+        ];
+        if norm == Norm::Linf {
+            attacks.push(Box::new(Square::default()));
         }
+        Suite { attacks }
     }
 
-    /// A preset by name.
-    pub fn preset(name: &str) -> Result<Self> {
+    /// A preset by name, for a threat model's norm.
+    pub fn preset(name: &str, norm: Norm) -> Result<Self> {
         match name {
-            "quick" => Ok(Self::quick()),
-            "standard" => Ok(Self::standard()),
+            "quick" => Ok(Self::quick(norm)),
+            "standard" => Ok(Self::standard(norm)),
             _ => Err(AttackError::Invalid(format!(
                 "unknown preset '{name}': use quick or standard"
             ))),

@@ -258,7 +258,7 @@ fn bad_settings_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("labels"), "{e}");
-    assert!(Suite::preset("huge").is_err());
+    assert!(Suite::preset("huge", Norm::Linf).is_err());
 }
 
 #[test]
@@ -385,4 +385,35 @@ fn dlr_refuses_models_with_too_few_classes() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("at least 3 classes"), "{e}");
+}
+
+#[test]
+fn square_is_black_box_and_fools_the_mnist_model() {
+    use ruse_attack::square::Square;
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(32);
+    let threat = ThreatModel::new(Norm::Linf, 0.3, (0.0, 1.0)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let out = Square {
+        queries: 300,
+        p_init: 0.8,
+    }
+    .run(&model, &x, &y, &threat, &Goal::Untargeted, &mut rng)
+    .unwrap();
+    check_valid(&out, &x, &y, &threat, &model);
+    assert_eq!(
+        out.gradients, 0,
+        "a black-box attack must not use gradients"
+    );
+    assert!(
+        out.forwards <= 300 * 32,
+        "query budget exceeded: {}",
+        out.forwards
+    );
+    assert!(rate(&out) >= 0.8, "square success {}", rate(&out));
+    let l2 = ThreatModel::new(Norm::L2, 1.0, (0.0, 1.0)).unwrap();
+    assert!(Square::default()
+        .run(&model, &x, &y, &l2, &Goal::Untargeted, &mut rng)
+        .is_err());
 }

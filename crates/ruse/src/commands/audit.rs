@@ -134,7 +134,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
     anyhow::ensure!(a.batch_size >= 1, "--batch-size must be ≥ 1");
     let norm: Norm = a.norm.parse()?;
     let eps = parse_eps(&a.eps)?;
-    let suite = Suite::preset(&a.preset)?;
+    let suite = Suite::preset(&a.preset, norm)?;
     let m = load_model(&a.model)?;
     let data = load_data(&a.data)?;
     let g = &m.graph;
@@ -277,6 +277,19 @@ pub fn run(a: AuditArgs) -> Result<()> {
                 .collect(),
             median_adversarial_norm: median(norms),
         });
+    }
+    for e in &results {
+        for row in e
+            .attacks
+            .iter()
+            .filter(|r| r.gradients == 0 && r.new_successes > 0)
+        {
+            warnings.push(Warning {
+                check: "black-box beats white-box".into(),
+                message: "a query-only attack fooled samples that every gradient attack before it missed: the gradients may be masked, so trust the worst case, not the gradient attacks".into(),
+                evidence: format!("at ε = {}: {} fooled {} more samples", e.eps, row.attack, row.new_successes),
+            });
+        }
     }
     let mut sorted: Vec<&EpsResult> = results.iter().collect();
     sorted.sort_by(|p, q| p.eps.total_cmp(&q.eps));
