@@ -192,7 +192,7 @@ pub struct AttackArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t.
+    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t, deepfool, square (query-only).
     #[arg(long, default_value = "pgd")]
     pub attack: String,
     /// Perturbation norm: linf, l2 or l1.
@@ -201,7 +201,7 @@ pub struct AttackArgs {
     /// Radius of the perturbation ball, in input units.
     #[arg(long, default_value_t = 0.3)]
     pub eps: f64,
-    /// Iterations (default: pgd/bim 40, apgd 100, apgd-t 100 per target).
+    /// Iterations (default: pgd/bim 40, apgd 100, apgd-t 100 per target, deepfool 50); queries for square (5000).
     #[arg(long)]
     pub steps: Option<usize>,
     /// Restarts (pgd, apgd).

@@ -4,10 +4,12 @@ use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use ruse_attack::apgd::{Apgd, ApgdTargeted};
+use ruse_attack::deepfool::DeepFool;
 use ruse_attack::fgsm::Fgsm;
 use ruse_attack::loss::Loss;
 use ruse_attack::model::argmax_rows;
 use ruse_attack::pgd::Pgd;
+use ruse_attack::square::Square;
 use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
 use ruse_report::Example;
 use serde_json::json;
@@ -37,6 +39,15 @@ fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
                 a.steps.unwrap_or(100),
             )
         }),
+        "deepfool" if !targeted => Box::new(DeepFool {
+            steps: a.steps.unwrap_or(50),
+            ..DeepFool::default()
+        }),
+        "square" if !targeted => Box::new(Square {
+            queries: a.steps.unwrap_or(5000),
+            ..Square::default()
+        }),
+        "deepfool" | "square" => bail!("{} is untargeted here; drop --target", a.attack),
         "apgd-t" if !targeted => Box::new(ApgdTargeted {
             steps: a.steps.unwrap_or(100),
             top_k: 9,
@@ -44,7 +55,7 @@ fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
         "apgd-t" => bail!(
             "apgd-t picks its own targets; use --attack apgd-dlr --target K for one target class"
         ),
-        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr or apgd-t"),
+        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr, apgd-t, deepfool or square"),
     })
 }
 
