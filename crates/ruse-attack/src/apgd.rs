@@ -151,6 +151,7 @@ impl Attack for Apgd {
             Loss::CrossEntropy => "ce",
             Loss::Dlr => "dlr",
             Loss::Logit => "logit",
+            Loss::Margin => "margin",
         };
         format!("apgd-{l}({} steps)", self.steps)
     }

@@ -3,6 +3,7 @@
 
 pub mod apgd;
 pub mod attack;
+pub mod cw;
 pub mod deepfool;
 pub mod error;
 pub mod fgsm;

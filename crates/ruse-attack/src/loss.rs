@@ -12,6 +12,8 @@ pub enum Loss {
     Dlr,
     /// The raw logit of the class given per sample in `targets` (for DeepFool's Jacobian rows).
     Logit,
+    /// Margin z_y − max_{j≠y} z_j (positive while correctly classified; C&W minimises it).
+    Margin,
 }
 
 impl Loss {
@@ -44,6 +46,12 @@ impl Loss {
                     );
                 }
                 dlr(z, labels, targets, k, dev)
+            }
+            (Loss::Margin, _) => {
+                let y1 = one_hot(&y, k)?;
+                let zy = (z * &y1)?.sum(D::Minus1)?;
+                let other = (z + ((&y1 * 1e9f64)?.neg())?)?.max(D::Minus1)?;
+                zy - other
             }
             (Loss::Logit, t) => (z * one_hot(&ids(t.unwrap_or(labels))?, k)?)?.sum(D::Minus1),
         }

@@ -417,3 +417,52 @@ fn square_is_black_box_and_fools_the_mnist_model() {
         .run(&model, &x, &y, &l2, &Goal::Untargeted, &mut rng)
         .is_err());
 }
+
+#[test]
+fn carlini_wagner_finds_small_l2_perturbations() {
+    use ruse_attack::cw::CarliniWagner;
+    use ruse_attack::deepfool::DeepFool;
+    let g = default_model();
+    let model = Model::new(&g).unwrap();
+    let (x, y) = data(16);
+    let cw = CarliniWagner {
+        steps: 60,
+        binary_steps: 5,
+        ..CarliniWagner::default()
+    };
+    let (adv, success, norms) = cw.minimal(&model, &x, &y, (0.0, 1.0)).unwrap();
+    let preds = argmax_rows(&model.logits(&adv).unwrap(), 10);
+    let fooled: Vec<usize> = (0..16).filter(|&i| success[i]).collect();
+    assert!(fooled.len() >= 14, "C&W fooled {} of 16", fooled.len());
+    for &i in &fooled {
+        assert_ne!(preds[i], y[i]);
+        let n = Norm::L2.of(&adv[i * 784..(i + 1) * 784]
+            .iter()
+            .zip(&x[i * 784..(i + 1) * 784])
+            .map(|(a, b)| a - b)
+            .collect::<Vec<_>>());
+        assert!(
+            (n - norms[i]).abs() < 1e-3
+                && adv[i * 784..(i + 1) * 784]
+                    .iter()
+                    .all(|v| (0.0..=1.0).contains(v))
+        );
+    }
+    // C&W optimises the norm; its median should not be far above DeepFool's.
+    let df = DeepFool::default()
+        .minimal(&model, &x, &y, Norm::L2, (0.0, 1.0))
+        .unwrap();
+    let med = |mut v: Vec<f32>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let cw_med = med(fooled.iter().map(|&i| norms[i]).collect());
+    let df_med = med((0..16)
+        .filter(|&i| df.success[i])
+        .map(|i| df.norms[i])
+        .collect());
+    assert!(
+        cw_med <= df_med * 1.25,
+        "C&W median {cw_med} vs DeepFool {df_med}"
+    );
+}

@@ -192,7 +192,7 @@ pub struct AttackArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t, deepfool, square (query-only).
+    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t, deepfool, square (query-only), cw (C&W-L2; --norm l2).
     #[arg(long, default_value = "pgd")]
     pub attack: String,
     /// Perturbation norm: linf, l2 or l1.

@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use ruse_attack::apgd::{Apgd, ApgdTargeted};
+use ruse_attack::cw::CarliniWagner;
 use ruse_attack::deepfool::DeepFool;
 use ruse_attack::fgsm::Fgsm;
 use ruse_attack::loss::Loss;
@@ -47,7 +48,11 @@ fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
             queries: a.steps.unwrap_or(5000),
             ..Square::default()
         }),
-        "deepfool" | "square" => bail!("{} is untargeted here; drop --target", a.attack),
+        "cw" if !targeted => Box::new(CarliniWagner {
+            steps: a.steps.unwrap_or(200),
+            ..CarliniWagner::default()
+        }),
+        "deepfool" | "square" | "cw" => bail!("{} is untargeted here; drop --target", a.attack),
         "apgd-t" if !targeted => Box::new(ApgdTargeted {
             steps: a.steps.unwrap_or(100),
             top_k: 9,
@@ -55,7 +60,7 @@ fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
         "apgd-t" => bail!(
             "apgd-t picks its own targets; use --attack apgd-dlr --target K for one target class"
         ),
-        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr, apgd-t, deepfool or square"),
+        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr, apgd-t, deepfool, square or cw"),
     })
 }
 
