@@ -466,3 +466,15 @@ fn carlini_wagner_finds_small_l2_perturbations() {
         "C&W median {cw_med} vs DeepFool {df_med}"
     );
 }
+
+#[test]
+fn a_model_without_class_scores_is_refused() {
+    use ruse_graph::{Op, Operand};
+    let mut g = Graph::new("image-out", "x", vec![1, 4, 4]);
+    g.add_node("id", Op::Relu, vec![Operand::Value(0)]).unwrap();
+    let e = Model::new(&g)
+        .err()
+        .expect("an image-to-image model is not a classifier")
+        .to_string();
+    assert!(e.contains("not a vector"), "{e}");
+}
