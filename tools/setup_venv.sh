@@ -31,4 +31,8 @@ PIP="$VENV/bin/pip"
 "$VENV/bin/python" -c "import torch" 2>/dev/null || \
   "$PIP" install torch==2.15.0
 
+# Attack cross-check references (tools/crosscheck_attacks.py).
+"$VENV/bin/python" -c "import torchattacks, onnx2torch" 2>/dev/null || \
+  "$PIP" install torchattacks==3.5.1 onnx2torch==1.5.15
+
 "$VENV/bin/python" -c "import torch, onnx, onnxruntime, numpy; print('torch', torch.__version__, 'onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)"
