@@ -670,7 +670,11 @@ fn attack_writes_json_and_a_png_grid() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("target class 3"));
     for (args, needle) in [
-        (vec!["attack", "--attack", "cw"], "unknown attack"),
+        (vec!["attack", "--attack", "nope"], "unknown attack"),
+        (
+            vec!["attack", "--attack", "cw"],
+            "C&W is implemented for untargeted L2",
+        ),
         (vec!["attack", "--target", "10"], "not a class"),
         (vec!["attack", "--steps", "0"], "--steps"),
         (
