@@ -86,6 +86,32 @@ pub fn load_data(args: &DataArgs) -> Result<Dataset> {
     Ok(data)
 }
 
+/// Loads a model and a dataset for attacking: the images must fit the model's input, lie in its
+/// input domain, and have no more classes than the model scores.
+pub fn load_for_attack(model: &ModelArgs, data: &DataArgs) -> Result<(LoadedModel, Dataset)> {
+    let m = load_model(model)?;
+    let d = load_data(data)?;
+    let g = &m.graph;
+    if g.input_shape() != d.shape() {
+        bail!(
+            "the model takes input {:?} but '{}' has images {:?}",
+            g.input_shape(),
+            data.data,
+            d.shape()
+        );
+    }
+    check_in_domain(&d, g.input_domain, &data.data)?;
+    if g.output_shape().len() == 1 && d.num_classes > g.output_len() {
+        bail!(
+            "the model scores {} classes but '{}' has {}",
+            g.output_len(),
+            data.data,
+            d.num_classes
+        );
+    }
+    Ok((m, d))
+}
+
 /// Rejects data that lies outside the model's input domain (or is not finite): attacks clamp to
 /// the domain, so such inputs would be moved before any perturbation and counted wrongly.
 pub fn check_in_domain(data: &Dataset, domain: (f32, f32), what: &str) -> Result<()> {

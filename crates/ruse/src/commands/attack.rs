@@ -16,7 +16,7 @@ use ruse_report::Example;
 use serde_json::json;
 
 use crate::cli::AttackArgs;
-use crate::model::{check_in_domain, load_data, load_model};
+use crate::model::load_for_attack;
 use crate::progress::bar;
 
 fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
@@ -71,18 +71,8 @@ pub fn run(a: AttackArgs) -> Result<()> {
     anyhow::ensure!(a.steps != Some(0), "--steps must be ≥ 1");
     let attack = build(&a)?;
     let norm: Norm = a.norm.parse()?;
-    let m = load_model(&a.model)?;
-    let data = load_data(&a.data)?;
+    let (m, data) = load_for_attack(&a.model, &a.data)?;
     let g = &m.graph;
-    if g.input_shape() != data.shape() {
-        bail!(
-            "the model takes input {:?} but '{}' has images {:?}",
-            g.input_shape(),
-            a.data.data,
-            data.shape()
-        );
-    }
-    check_in_domain(&data, g.input_domain, &a.data.data)?;
     let model = Model::new(g)?;
     let k = model.classes();
     if let Some(t) = a.target {

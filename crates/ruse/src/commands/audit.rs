@@ -15,7 +15,7 @@ use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
 use ruse_report::{AttackSummary, AuditReport, EpsResult, Example, MinimalPerturbation, Warning};
 
 use crate::cli::AuditArgs;
-use crate::model::{check_in_domain, load_data, load_model};
+use crate::model::load_for_attack;
 use crate::progress::bar;
 
 /// Correctly classified samples searched for minimal perturbations.
@@ -135,27 +135,9 @@ pub fn run(a: AuditArgs) -> Result<()> {
     let norm: Norm = a.norm.parse()?;
     let eps = parse_eps(&a.eps)?;
     let suite = Suite::preset(&a.preset, norm)?;
-    let m = load_model(&a.model)?;
-    let data = load_data(&a.data)?;
+    let (m, data) = load_for_attack(&a.model, &a.data)?;
     let g = &m.graph;
-    if g.input_shape() != data.shape() {
-        bail!(
-            "the model takes input {:?} but '{}' has images {:?}",
-            g.input_shape(),
-            a.data.data,
-            data.shape()
-        );
-    }
-    check_in_domain(&data, g.input_domain, &a.data.data)?;
     let model = Model::new(g)?;
-    if data.num_classes > model.classes() {
-        bail!(
-            "the model scores {} classes but '{}' has {}",
-            model.classes(),
-            a.data.data,
-            data.num_classes
-        );
-    }
     let threats = eps
         .iter()
         .map(|&e| ThreatModel::new(norm, e as f32, g.input_domain))
