@@ -9,6 +9,7 @@
 //! [`Spec::is_violated_by`] before anyone trusts it.
 
 pub mod counterexample;
+pub mod ibp;
 mod sexp;
 pub mod spec;
 pub mod vnnlib;
