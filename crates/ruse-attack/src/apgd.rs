@@ -4,7 +4,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::attack::{steepest, Attack, AttackOutcome, Goal, Tracker};
+use crate::attack::{gather_rows, steepest, Attack, AttackOutcome, Goal, Tracker};
 use crate::error::{AttackError, Result};
 use crate::loss::Loss;
 use crate::model::{argmax_rows, Model};
@@ -170,9 +170,7 @@ impl Attack for Apgd {
                 "APGD needs ≥ 1 step and ≥ 1 restart".into(),
             ));
         }
-        let start = (model.forwards(), model.gradients());
-        let d = model.input_len();
-        let mut tr = Tracker::new(x, labels, goal, d, model.classes())?;
+        let mut tr = Tracker::start(model, x, labels, goal)?;
         let mut last = x.to_vec();
         for _ in 0..self.restarts {
             last = self.once(model, x, threat, goal.targets(), rng, &mut tr)?;
@@ -180,7 +178,7 @@ impl Attack for Apgd {
                 break;
             }
         }
-        Ok(tr.finish(x, &last, threat, model, start))
+        Ok(tr.finish(x, &last, threat, model))
     }
 }
 
@@ -208,11 +206,10 @@ impl Attack for ApgdTargeted {
         _goal: &Goal,
         rng: &mut ChaCha8Rng,
     ) -> Result<AttackOutcome> {
-        let start = (model.forwards(), model.gradients());
         let d = model.input_len();
         let k = model.classes();
         let untargeted = Goal::Untargeted;
-        let mut tr = Tracker::new(x, labels, &untargeted, d, k)?;
+        let mut tr = Tracker::start(model, x, labels, &untargeted)?;
         let logits = model.logits(x)?;
         tr.observe(x, &logits);
         // Wrong classes ranked by the clean logits: ranked[i][r] is sample i's r-th target.
@@ -236,10 +233,7 @@ impl Attack for ApgdTargeted {
             if open.is_empty() {
                 break;
             }
-            let xs: Vec<f32> = open
-                .iter()
-                .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
-                .collect();
+            let xs: Vec<f32> = gather_rows(x, &open, d);
             let ys: Vec<usize> = open.iter().map(|&i| labels[i]).collect();
             let targets: Vec<usize> = open.iter().map(|&i| round_targets[i]).collect();
             let mut sub = Tracker::new(&xs, &ys, &untargeted, d, k)?;
@@ -255,6 +249,6 @@ impl Attack for ApgdTargeted {
                 }
             }
         }
-        Ok(tr.finish(x, &last, threat, model, start))
+        Ok(tr.finish(x, &last, threat, model))
     }
 }

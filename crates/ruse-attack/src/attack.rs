@@ -64,8 +64,16 @@ pub trait Attack {
     ) -> Result<AttackOutcome>;
 }
 
-/// Records, per sample, the first point found that reaches the goal.
+/// The rows (samples of `d` numbers) of `x` at `idx`, concatenated.
+pub fn gather_rows(x: &[f32], idx: &[usize], d: usize) -> Vec<f32> {
+    idx.iter()
+        .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+        .collect()
+}
+
+/// Records, per sample, the first point found that reaches the goal, and the queries spent.
 pub struct Tracker<'a> {
+    start: (u64, u64),
     goal: &'a Goal,
     labels: &'a [usize],
     d: usize,
@@ -99,6 +107,7 @@ impl<'a> Tracker<'a> {
             }
         }
         Ok(Tracker {
+            start: (0, 0),
             goal,
             labels,
             d,
@@ -106,6 +115,13 @@ impl<'a> Tracker<'a> {
             adv: x.to_vec(),
             success: vec![false; labels.len()],
         })
+    }
+
+    /// Starts an attack on `model`: clean inputs as the fallback, query counters from now.
+    pub fn start(model: &Model, x: &[f32], labels: &'a [usize], goal: &'a Goal) -> Result<Self> {
+        let mut t = Tracker::new(x, labels, goal, model.input_len(), model.classes())?;
+        t.start = (model.forwards(), model.gradients());
+        Ok(t)
     }
 
     /// The true labels of the batch.
@@ -144,7 +160,6 @@ impl<'a> Tracker<'a> {
         last: &[f32],
         threat: &ThreatModel,
         model: &Model,
-        start: (u64, u64),
     ) -> AttackOutcome {
         for i in 0..self.success.len() {
             if !self.success[i] {
@@ -166,8 +181,8 @@ impl<'a> Tracker<'a> {
             adv: self.adv,
             success: self.success,
             norms,
-            forwards: model.forwards() - start.0,
-            gradients: model.gradients() - start.1,
+            forwards: model.forwards() - self.start.0,
+            gradients: model.gradients() - self.start.1,
         }
     }
 }

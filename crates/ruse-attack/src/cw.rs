@@ -145,15 +145,14 @@ impl Attack for CarliniWagner {
                 "C&W is implemented for untargeted L2".into(),
             ));
         }
-        let start = (model.forwards(), model.gradients());
         let d = model.input_len();
-        let mut tr = Tracker::new(x, labels, goal, d, model.classes())?;
+        let mut tr = Tracker::start(model, x, labels, goal)?;
         let (mut adv, _, _) = self.minimal(model, x, labels, threat.domain)?;
         for (i, a) in adv.chunks_mut(d).enumerate() {
             threat.project(a, &x[i * d..(i + 1) * d]);
         }
         let logits = model.logits(&adv)?;
         tr.observe(&adv, &logits);
-        Ok(tr.finish(x, &adv, threat, model, start))
+        Ok(tr.finish(x, &adv, threat, model))
     }
 }

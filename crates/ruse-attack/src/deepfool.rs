@@ -5,7 +5,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::attack::{Attack, AttackOutcome, Goal, Tracker};
+use crate::attack::{gather_rows, Attack, AttackOutcome, Goal, Tracker};
 use crate::error::{AttackError, Result};
 use crate::loss::Loss;
 use crate::model::{argmax_rows, Model};
@@ -87,10 +87,7 @@ impl DeepFool {
             if open.is_empty() {
                 break;
             }
-            let xs: Vec<f32> = open
-                .iter()
-                .flat_map(|&i| cur[i * d..(i + 1) * d].iter().copied())
-                .collect();
+            let xs: Vec<f32> = gather_rows(&cur, &open, d);
             let ys: Vec<usize> = open.iter().map(|&i| labels[i]).collect();
             // Gradients of the true logit and of each candidate's logit.
             let (z, _, g_true) = model.loss_grad(&xs, &Loss::Logit, &ys, Some(&ys))?;
@@ -137,7 +134,7 @@ impl DeepFool {
                         .clamp(domain.0, domain.1);
                 }
             }
-            let preds = argmax_rows(&model.logits(&xs_of(&cur, &open, d))?, k);
+            let preds = argmax_rows(&model.logits(&gather_rows(&cur, &open, d))?, k);
             for (j, &i) in open.iter().enumerate() {
                 if preds[j] != labels[i] {
                     done[i] = true;
@@ -163,12 +160,6 @@ impl DeepFool {
     }
 }
 
-fn xs_of(cur: &[f32], open: &[usize], d: usize) -> Vec<f32> {
-    open.iter()
-        .flat_map(|&i| cur[i * d..(i + 1) * d].iter().copied())
-        .collect()
-}
-
 impl Attack for DeepFool {
     fn name(&self) -> String {
         format!("deepfool({} steps)", self.steps)
@@ -186,9 +177,8 @@ impl Attack for DeepFool {
         if goal.targets().is_some() {
             return Err(AttackError::Invalid("DeepFool is untargeted".into()));
         }
-        let start = (model.forwards(), model.gradients());
         let d = model.input_len();
-        let mut tr = Tracker::new(x, labels, goal, d, model.classes())?;
+        let mut tr = Tracker::start(model, x, labels, goal)?;
         let m = self.minimal(model, x, labels, threat.norm, threat.domain)?;
         // Within the threat model: keep the perturbation only if it fits in the ball (else project it).
         let mut adv = m.adv;
@@ -197,6 +187,6 @@ impl Attack for DeepFool {
         }
         let logits = model.logits(&adv)?;
         tr.observe(&adv, &logits);
-        Ok(tr.finish(x, &adv, threat, model, start))
+        Ok(tr.finish(x, &adv, threat, model))
     }
 }

@@ -27,9 +27,8 @@ impl Attack for Fgsm {
         goal: &Goal,
         _rng: &mut ChaCha8Rng,
     ) -> Result<AttackOutcome> {
-        let start = (model.forwards(), model.gradients());
         let d = model.input_len();
-        let mut tr = Tracker::new(x, labels, goal, d, model.classes())?;
+        let mut tr = Tracker::start(model, x, labels, goal)?;
         let (_, _, g) = model.loss_grad(x, &Loss::CrossEntropy, labels, goal.targets())?;
         let mut adv = x.to_vec();
         for (i, (a, gi)) in adv.chunks_mut(d).zip(g.chunks(d)).enumerate() {
@@ -41,6 +40,6 @@ impl Attack for Fgsm {
         }
         let logits = model.logits(&adv)?;
         tr.observe(&adv, &logits);
-        Ok(tr.finish(x, &adv, threat, model, start))
+        Ok(tr.finish(x, &adv, threat, model))
     }
 }

@@ -56,9 +56,8 @@ impl Attack for Pgd {
                 "PGD needs ≥ 1 step and ≥ 1 restart".into(),
             ));
         }
-        let start = (model.forwards(), model.gradients());
         let d = model.input_len();
-        let mut tr = Tracker::new(x, labels, goal, d, model.classes())?;
+        let mut tr = Tracker::start(model, x, labels, goal)?;
         let alpha = threat.eps * self.rel_step.unwrap_or(2.5 / self.steps as f32);
         let mut cur = x.to_vec();
         for _ in 0..self.restarts {
@@ -84,6 +83,6 @@ impl Attack for Pgd {
                 break;
             }
         }
-        Ok(tr.finish(x, &cur, threat, model, start))
+        Ok(tr.finish(x, &cur, threat, model))
     }
 }

@@ -91,11 +91,10 @@ impl Attack for Square {
                 )))
             }
         };
-        let start = (model.forwards(), model.gradients());
         let d = c * h * w;
         let k = model.classes();
         let b = labels.len();
-        let mut tr = Tracker::new(x, labels, goal, d, k)?;
+        let mut tr = Tracker::start(model, x, labels, goal)?;
         let (lo, hi) = threat.domain;
         let eps = threat.eps;
         // Start: vertical stripes of ±ε (per channel and column).
@@ -152,6 +151,6 @@ impl Attack for Square {
                 }
             }
         }
-        Ok(tr.finish(x, &cur, threat, model, start))
+        Ok(tr.finish(x, &cur, threat, model))
     }
 }

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::apgd::{Apgd, ApgdTargeted};
-use crate::attack::{Attack, Goal};
+use crate::attack::{gather_rows, Attack, Goal};
 use crate::error::{AttackError, Result};
 use crate::fgsm::Fgsm;
 use crate::loss::Loss;
@@ -168,10 +168,7 @@ impl Suite {
             let mut new = 0;
             let mut done = n - open.len();
             for chunk in open.chunks(batch.max(1)) {
-                let xs: Vec<f32> = chunk
-                    .iter()
-                    .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
-                    .collect();
+                let xs: Vec<f32> = gather_rows(x, chunk, d);
                 let ys: Vec<usize> = chunk.iter().map(|&i| labels[i]).collect();
                 let out = attack.run(model, &xs, &ys, threat, &Goal::Untargeted, &mut rng)?;
                 // Re-check every claimed success with a fresh forward pass before counting it.

@@ -343,26 +343,13 @@ impl CustomOp2 for Conv2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
         let gx = if x.track_op() {
-            Some(grad.apply_op2_no_bwd(
-                w,
-                &Conv2dBackwardInput {
-                    attrs: self.attrs.clone(),
-                    input_dims: x.dims().to_vec(),
-                },
-            )?)
+            Some(conv2d_backward_input(grad, w, &self.attrs, x.dims())?)
         } else {
             None
         };
         let gw = if w.track_op() {
-            Some(x.apply_op2_no_bwd(
-                &grad,
-                &Conv2dBackwardWeight {
-                    attrs: self.attrs.clone(),
-                    weight_dims: w.dims().to_vec(),
-                },
-            )?)
+            Some(conv2d_backward_weight(x, grad, &self.attrs, w.dims())?)
         } else {
             None
         };

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use ruse_attack::attack::gather_rows;
 use ruse_attack::deepfool::DeepFool;
 use ruse_attack::loss::Loss;
 use ruse_attack::model::argmax_rows;
@@ -175,10 +176,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
         let mut norms = Vec::new();
         let pb = bar(idx.len() as u64, "deepfool");
         for chunk in idx.chunks(a.batch_size) {
-            let xs: Vec<f32> = chunk
-                .iter()
-                .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
-                .collect();
+            let xs: Vec<f32> = gather_rows(x, chunk, d);
             let ys: Vec<usize> = chunk.iter().map(|&i| y[i]).collect();
             let m = DeepFool::default().minimal(&model, &xs, &ys, norm, g.input_domain)?;
             norms.extend(
