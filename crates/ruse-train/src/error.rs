@@ -8,6 +8,9 @@ pub enum TrainError {
     /// The graph failed.
     #[error(transparent)]
     Graph(#[from] ruse_graph::GraphError),
+    /// An attack (adversarial validation) failed.
+    #[error(transparent)]
+    Attack(#[from] ruse_attack::AttackError),
     /// A tensor op failed.
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -1,15 +1,18 @@
-//! Training and evaluation loops over ruse graphs.
+//! Training and evaluation loops over ruse graphs: plain and adversarial training (PGD-AT, TRADES,
+//! FGSM-AT), clean and PGD evaluation.
 
 pub mod batch;
 pub mod checkpoint;
+pub mod defense;
 pub mod error;
 pub mod eval;
 pub mod optim;
 pub mod schedule;
 pub mod train;
 
+pub use defense::Defense;
 pub use error::TrainError;
-pub use eval::{evaluate, EvalReport};
+pub use eval::{evaluate, evaluate_pgd, EvalReport, VAL_PGD_STEPS};
 pub use optim::{Optimizer, OptimizerKind};
 pub use schedule::LrSchedule;
 pub use train::{train, EpochStats, Progress, TrainConfig, TrainReport};

@@ -1,18 +1,19 @@
-//! The standard training loop: seeded shuffling, mini-batch cross-entropy, an optimiser step per
-//! batch, validation and a checkpoint after every epoch.
+//! The training loop: seeded shuffling, mini-batch cross-entropy (on clean inputs, or hardened by
+//! a [`Defense`]), an optimiser step per batch, validation (clean, and under PGD for a defense)
+//! and a checkpoint after every epoch.
 
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor, Var, D};
 use ruse_data::Dataset;
-use ruse_graph::backward::GradRequest;
-use ruse_graph::{loss::cross_entropy, Graph};
+use ruse_graph::Graph;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{batch, check_fit, epoch_order};
 use crate::checkpoint::Checkpoint;
+use crate::defense::{batch_loss, batch_rng, ramp_factor, Defense};
 use crate::error::{Result, TrainError};
-use crate::eval::evaluate;
+use crate::eval::{evaluate, evaluate_pgd, VAL_PGD_STEPS};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::schedule::LrSchedule;
 
@@ -35,14 +36,37 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Where to write a checkpoint after each epoch (None = no checkpoints).
     pub checkpoint: Option<PathBuf>,
+    /// Adversarial training (default: none, clean inputs).
+    #[serde(default)]
+    pub defense: Defense,
+    /// Epochs over which the defense's ε (and step sizes) grow linearly from 0 (0 = full ε at once).
+    #[serde(default)]
+    pub eps_ramp_epochs: usize,
+    /// Validation samples (the first ones) attacked with PGD after each epoch under a defense
+    /// (0 = no robust validation).
+    #[serde(default = "default_val_attack_limit")]
+    pub val_attack_limit: usize,
     /// Caller's settings (e.g. the CLI's data spec), stored verbatim in checkpoints.
     #[serde(default)]
     pub extra: serde_json::Value,
 }
 
+/// Default of [`TrainConfig::val_attack_limit`].
+pub const DEFAULT_VAL_ATTACK_LIMIT: usize = 1000;
+
+fn default_val_attack_limit() -> usize {
+    DEFAULT_VAL_ATTACK_LIMIT
+}
+
 impl TrainConfig {
     /// Rejects settings that cannot train.
     pub fn validate(&self) -> Result<()> {
+        self.defense.validate()?;
+        if self.eps_ramp_epochs > 0 && self.defense == Defense::None {
+            return Err(TrainError::Config(
+                "an ε ramp needs a defense (there is no ε to ramp)".into(),
+            ));
+        }
         if self.epochs == 0 || self.batch_size == 0 {
             return Err(TrainError::Config(
                 "epochs and batch size must be ≥ 1".into(),
@@ -71,10 +95,18 @@ pub struct EpochStats {
     pub epoch: usize,
     /// Mean training loss.
     pub loss: f64,
-    /// Training accuracy (on the fly, while weights change).
+    /// Training accuracy (on the fly, while weights change) on the inputs trained on: clean ones,
+    /// or under a defense the adversarial ones (x′ for TRADES).
     pub train_accuracy: f64,
     /// Validation accuracy, if a validation set was given.
     pub val_accuracy: Option<f64>,
+    /// The defense's ε at the end of the epoch (after the ramp), if training under a defense.
+    #[serde(default)]
+    pub train_eps: Option<f64>,
+    /// Validation accuracy under PGD at the defense's full ε (see [`crate::VAL_PGD_STEPS`]) on
+    /// the first `val_attack_limit` validation samples, if any.
+    #[serde(default)]
+    pub val_robust_accuracy: Option<f64>,
     /// Learning rate at the end of the epoch.
     pub lr: f64,
     /// Wall time of the epoch in seconds.
@@ -115,6 +147,14 @@ pub fn train(
 ) -> Result<TrainReport> {
     cfg.validate()?;
     check_fit(graph, data)?;
+    if let Some(eps) = cfg.defense.eps() {
+        let (lo, hi) = graph.input_domain;
+        if eps > hi - lo {
+            return Err(TrainError::Config(format!(
+                "ε = {eps} exceeds the width of the model's input domain [{lo}, {hi}]"
+            )));
+        }
+    }
     if let Some(v) = val {
         check_fit(graph, v)?;
     }
@@ -154,6 +194,13 @@ pub fn train(
             (vars, opt, Vec::new(), 1)
         }
     };
+    // Robust validation attacks the first `val_attack_limit` validation samples.
+    let robust_val = match val {
+        Some(v) if cfg.defense.eps().is_some() && cfg.val_attack_limit > 0 => {
+            Some(v.clone().take(cfg.val_attack_limit))
+        }
+        _ => None,
+    };
     let n = data.len();
     let batches = n.div_ceil(cfg.batch_size);
     for epoch in start..=cfg.epochs {
@@ -161,18 +208,20 @@ pub fn train(
         let order = epoch_order(n, cfg.seed, epoch);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let mut lr = cfg.lr;
+        let mut defense = cfg.defense.clone();
         for (bi, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let (x, y) = batch(data, chunk, &device)?;
             let mut params = graph.param_tensors();
             for (v, &i) in vars.iter().zip(&trainable) {
                 params[i] = v.as_tensor().clone();
             }
-            let (logits, loss, grads) = graph.loss_and_gradients(
-                &params,
-                &x,
-                |l| cross_entropy(l, &y),
-                GradRequest::PARAMS,
-            )?;
+            defense = cfg.defense.scaled(ramp_factor(
+                cfg.eps_ramp_epochs,
+                epoch,
+                (bi + 1) as f64 / batches as f64,
+            ));
+            let mut rng = batch_rng(cfg.seed, epoch, bi);
+            let (logits, loss, grads) = batch_loss(&defense, graph, &params, &x, &y, &mut rng)?;
             let lval: f32 = loss.to_scalar()?;
             if !lval.is_finite() {
                 return Err(TrainError::Diverged {
@@ -212,11 +261,19 @@ pub fn train(
             Some(v) => Some(evaluate(graph, v, 500, |_, _| {})?.accuracy),
             None => None,
         };
+        let val_robust_accuracy = match (&robust_val, cfg.defense.eps()) {
+            (Some(v), Some(eps)) => {
+                Some(evaluate_pgd(graph, v, eps, VAL_PGD_STEPS, cfg.seed, 250)?)
+            }
+            _ => None,
+        };
         let stats = EpochStats {
             epoch,
             loss: loss_sum / seen.max(1) as f64,
             train_accuracy: correct as f64 / seen.max(1) as f64,
             val_accuracy,
+            train_eps: defense.eps().map(f64::from),
+            val_robust_accuracy,
             lr,
             seconds: t0.elapsed().as_secs_f64(),
         };

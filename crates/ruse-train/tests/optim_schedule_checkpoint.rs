@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor, Var};
 use ruse_graph::zoo::{build, Arch, ZooSpec};
 use ruse_train::checkpoint::Checkpoint;
-use ruse_train::{LrSchedule, Optimizer, OptimizerKind, TrainConfig};
+use ruse_train::{Defense, LrSchedule, Optimizer, OptimizerKind, TrainConfig};
 
 fn scalar_var(v: f32) -> Var {
     Var::from_tensor(&Tensor::new(&[v], &Device::Cpu).unwrap()).unwrap()
@@ -112,6 +112,9 @@ fn invalid_settings_are_rejected() {
         weight_decay: 0.0,
         seed: 0,
         checkpoint: None,
+        defense: Defense::None,
+        eps_ramp_epochs: 0,
+        val_attack_limit: 1000,
         extra: serde_json::Value::Null,
     };
     assert!(ok.validate().is_ok());
@@ -134,6 +137,19 @@ fn invalid_settings_are_rejected() {
         },
         TrainConfig {
             weight_decay: 2.0,
+            ..ok.clone()
+        },
+        TrainConfig {
+            eps_ramp_epochs: 2,
+            ..ok.clone()
+        },
+        TrainConfig {
+            defense: Defense::PgdAt {
+                eps: -0.1,
+                steps: 10,
+                step_size: 0.01,
+                random_start: true,
+            },
             ..ok.clone()
         },
     ] {
@@ -176,6 +192,14 @@ fn checkpoint_round_trip_keeps_weights_and_state() {
             weight_decay: 0.0,
             seed: 5,
             checkpoint: Some(path.clone()),
+            defense: Defense::Trades {
+                eps: 0.3,
+                steps: 7,
+                step_size: 0.05,
+                beta: 6.0,
+            },
+            eps_ramp_epochs: 2,
+            val_attack_limit: 100,
             extra: serde_json::json!({"data": "mnist:x"}),
         },
         extra: serde_json::json!({"data": "mnist:x"}),
