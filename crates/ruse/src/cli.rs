@@ -123,6 +123,30 @@ pub struct TrainArgs {
     /// Do not write checkpoints.
     #[arg(long)]
     pub no_checkpoint: bool,
+    /// Adversarial training: none, pgd-at (Madry et al.), trades (Zhang et al.) or fgsm-at (Wong et al., random start).
+    #[arg(long, value_name = "DEFENSE")]
+    pub defense: Option<String>,
+    /// L∞ radius of the training attack, in input units (required with a defense; e.g. 0.3 for MNIST).
+    #[arg(long, allow_negative_numbers = true)]
+    pub eps: Option<f32>,
+    /// Iterations of the training attack (pgd-at, trades; default 10).
+    #[arg(long)]
+    pub attack_steps: Option<usize>,
+    /// Step size of the training attack (default: 2.5·ε/steps; fgsm-at: α = 1.25·ε).
+    #[arg(long, allow_negative_numbers = true)]
+    pub attack_step_size: Option<f32>,
+    /// pgd-at: start PGD at the clean input instead of a random point of the ε-ball.
+    #[arg(long)]
+    pub no_random_start: bool,
+    /// trades: weight β of the KL robustness term (default 6).
+    #[arg(long, allow_negative_numbers = true)]
+    pub trades_beta: Option<f32>,
+    /// Grow ε (and the step size) linearly from 0 over the first EPOCHS epochs (default 0: full ε at once).
+    #[arg(long, value_name = "EPOCHS")]
+    pub eps_ramp: Option<usize>,
+    /// Under a defense: validation samples attacked with PGD-10 at ε after each epoch (default 1000; 0 = off).
+    #[arg(long)]
+    pub val_attack_limit: Option<usize>,
 }
 
 /// `ruse inspect`.

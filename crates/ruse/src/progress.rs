@@ -1,7 +1,7 @@
 //! Progress bars on stderr (hidden automatically when stderr is not a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ruse_train::{EpochStats, Progress};
+use ruse_train::{EpochStats, Progress, VAL_PGD_STEPS};
 
 /// A bar over `total` items with a message.
 pub fn bar(total: u64, what: &str) -> ProgressBar {
@@ -44,8 +44,17 @@ impl Progress for TrainBars {
             .val_accuracy
             .map(|v| format!("  val acc {:.2}%", v * 100.0))
             .unwrap_or_default();
+        let robust = s
+            .val_robust_accuracy
+            .map(|v| format!("  val PGD-{VAL_PGD_STEPS} {:.2}%", v * 100.0))
+            .unwrap_or_default();
+        // Under a defense the training accuracy is measured on the adversarial inputs.
+        let (train, eps) = match s.train_eps {
+            Some(e) => ("adv train acc", format!("  ε {e:.3}")),
+            None => ("train acc", String::new()),
+        };
         eprintln!(
-            "epoch {:>3}  loss {:.4}  train acc {:.2}%{val}  lr {:.2e}  {:.1}s",
+            "epoch {:>3}  loss {:.4}  {train} {:.2}%{val}{robust}{eps}  lr {:.2e}  {:.1}s",
             s.epoch,
             s.loss,
             s.train_accuracy * 100.0,

@@ -4,7 +4,8 @@ use anyhow::{bail, Context, Result};
 use ruse_data::{DataSpec, Dataset, Split};
 use ruse_graph::zoo::{build, Arch, ZooSpec};
 use ruse_train::checkpoint::Checkpoint;
-use ruse_train::{LrSchedule, OptimizerKind, TrainConfig};
+use ruse_train::train::DEFAULT_VAL_ATTACK_LIMIT;
+use ruse_train::{Defense, LrSchedule, OptimizerKind, TrainConfig, VAL_PGD_STEPS};
 use serde_json::json;
 
 use crate::cli::TrainArgs;
@@ -61,9 +62,116 @@ fn parse_normalize(s: &str, d: &Dataset) -> Result<Option<(Vec<f32>, Vec<f32>)>>
     }
 }
 
+/// The defense flags given on the command line, by name (for error messages).
+fn defense_flags(a: &TrainArgs) -> Vec<&'static str> {
+    [
+        ("--defense", a.defense.is_some()),
+        ("--eps", a.eps.is_some()),
+        ("--attack-steps", a.attack_steps.is_some()),
+        ("--attack-step-size", a.attack_step_size.is_some()),
+        ("--no-random-start", a.no_random_start),
+        ("--trades-beta", a.trades_beta.is_some()),
+        ("--eps-ramp", a.eps_ramp.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, given)| given.then_some(f))
+    .collect()
+}
+
+/// The defense and ε ramp of a fresh run, from `--defense` and its settings.
+fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize)> {
+    let name = a.defense.as_deref().unwrap_or("none");
+    let only = |flag: &str, given: bool, which: &str| -> Result<()> {
+        if given {
+            bail!("{flag} only applies to {which}, not --defense {name}");
+        }
+        Ok(())
+    };
+    if name == "none" {
+        let flags: Vec<_> = defense_flags(a)
+            .into_iter()
+            .filter(|f| *f != "--defense")
+            .chain(a.val_attack_limit.map(|_| "--val-attack-limit"))
+            .collect();
+        if !flags.is_empty() {
+            bail!(
+                "{} only apply to adversarial training, which --defense none turns off; add --defense pgd-at, trades or fgsm-at",
+                flags.join(", ")
+            );
+        }
+        return Ok((Defense::None, 0));
+    }
+    if !["pgd-at", "trades", "fgsm-at"].contains(&name) {
+        bail!("unknown defense '{name}'; choose one of: none, pgd-at, trades, fgsm-at");
+    }
+    let Some(eps) = a.eps else {
+        bail!(
+            "--defense {name} needs --eps, the L∞ radius in input units (e.g. --eps 0.3 for MNIST)"
+        );
+    };
+    if !(eps.is_finite() && eps >= 0.0) {
+        bail!("--eps {eps}: the radius must be a finite number ≥ 0");
+    }
+    if let Some(s) = a.attack_step_size {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--attack-step-size {s}: the step size must be a finite number > 0");
+        }
+    }
+    let steps = a.attack_steps.unwrap_or(10);
+    if steps == 0 {
+        bail!("--attack-steps 0: the training attack needs at least 1 step");
+    }
+    let step_size = a.attack_step_size.unwrap_or(2.5 * eps / steps as f32);
+    if name != "trades" {
+        only("--trades-beta", a.trades_beta.is_some(), "--defense trades")?;
+    }
+    if name != "pgd-at" {
+        only("--no-random-start", a.no_random_start, "--defense pgd-at")?;
+    }
+    let defense = match name {
+        "pgd-at" => Defense::PgdAt {
+            eps,
+            steps,
+            step_size,
+            random_start: !a.no_random_start,
+        },
+        "trades" => {
+            let beta = a.trades_beta.unwrap_or(6.0);
+            if !(beta.is_finite() && beta >= 0.0) {
+                bail!("--trades-beta {beta}: β must be a finite number ≥ 0");
+            }
+            Defense::Trades {
+                eps,
+                steps,
+                step_size,
+                beta,
+            }
+        }
+        _ => {
+            only(
+                "--attack-steps",
+                a.attack_steps.is_some(),
+                "--defense pgd-at and trades (fgsm-at takes one step of --attack-step-size)",
+            )?;
+            Defense::FgsmAt {
+                eps,
+                alpha: a.attack_step_size.unwrap_or(1.25 * eps),
+            }
+        }
+    };
+    Ok((defense, a.eps_ramp.unwrap_or(0)))
+}
+
 /// Trains and writes the model.
 pub fn run(a: TrainArgs) -> Result<()> {
     let (mut graph, cfg, resume, data_s, limit, out) = if let Some(ck_path) = &a.resume {
+        let flags = defense_flags(&a);
+        if !flags.is_empty() {
+            bail!(
+                "--resume continues with the checkpoint's defense settings; drop {}",
+                flags.join(", ")
+            );
+        }
         let (ck, graph) = Checkpoint::load(ck_path)?;
         let mut cfg = ck.config.clone();
         if let Some(e) = a.epochs {
@@ -99,6 +207,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             OptimizerKind::Adam { .. } => 1e-3,
             OptimizerKind::Sgd { .. } => 0.05,
         });
+        let (defense, eps_ramp_epochs) = parse_defense(&a)?;
         let cfg = TrainConfig {
             epochs: a.epochs.unwrap_or(3),
             batch_size: a.batch_size,
@@ -111,6 +220,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             weight_decay: a.weight_decay,
             seed: a.seed,
             checkpoint: None,
+            defense,
+            eps_ramp_epochs,
+            val_attack_limit: DEFAULT_VAL_ATTACK_LIMIT,
             extra: serde_json::Value::Null,
         };
         cfg.validate()?;
@@ -161,6 +273,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         std::path::PathBuf::from(s)
     };
     cfg.checkpoint = (!a.no_checkpoint).then(|| ck_path.clone());
+    cfg.val_attack_limit = a.val_attack_limit.unwrap_or(DEFAULT_VAL_ATTACK_LIMIT);
     eprintln!(
         "training {} on {} ({} samples) for {} epochs, batch {}, {:?} lr {}, seed {}",
         graph.name,
@@ -172,6 +285,20 @@ pub fn run(a: TrainArgs) -> Result<()> {
         cfg.lr,
         cfg.seed
     );
+    if let Some(eps) = cfg.defense.eps() {
+        let ramp = match cfg.eps_ramp_epochs {
+            0 => String::new(),
+            k => format!(", ε ramped up over {k} epoch(s)"),
+        };
+        let check = match (&val, cfg.val_attack_limit) {
+            (Some(v), n) if n > 0 => format!(
+                "; validation under PGD-{VAL_PGD_STEPS} at ε {eps} on the first {} test samples",
+                n.min(v.len())
+            ),
+            _ => String::new(),
+        };
+        eprintln!("defense: {}{ramp}{check}", cfg.defense);
+    }
     let mut bars = TrainBars::new();
     let extra = json!({ "data": data_s, "limit": limit, "out": out });
     cfg.extra = extra;
@@ -192,6 +319,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         last.and_then(|s| s.val_accuracy)
             .map(|v| format!("; validation accuracy {:.2}%", v * 100.0))
             .unwrap_or_default()
+            + &last
+                .and_then(|s| s.val_robust_accuracy)
+                .map(|v| format!(", under PGD-{VAL_PGD_STEPS} {:.2}%", v * 100.0))
+                .unwrap_or_default()
     );
     Ok(())
 }
