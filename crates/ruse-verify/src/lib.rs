@@ -9,9 +9,13 @@
 //! [`Spec::is_violated_by`] before anyone trusts it.
 
 pub mod counterexample;
+pub mod crown;
+pub mod dense;
+pub mod falsify;
 pub mod ibp;
 mod sexp;
 pub mod spec;
+pub mod verify;
 pub mod vnnlib;
 
 pub use counterexample::{parse_counterexample, Counterexample};
@@ -19,6 +23,7 @@ pub use sexp::Location;
 pub use spec::{
     format_counterexample, Case, Conjunction, InputBox, LinearConstraint, Spec, SpecError,
 };
+pub use verify::{verify, Method, Verdict, VerifyError, VerifyOptions, VerifyOutcome, VerifyStats};
 pub use vnnlib::{
     parse_vnnlib, parse_vnnlib_file, parse_vnnlib_file_with, parse_vnnlib_with, Dims, VnnlibError,
     MAX_DNF_TERMS,

@@ -1,0 +1,780 @@
+//! The verifier: falsify first, then bound (IBP, CROWN, α-CROWN), then branch and bound — input
+//! splitting for low-dimensional inputs, ReLU splitting with β-CROWN split multipliers otherwise.
+//!
+//! `unsat` is only ever answered from sound bounds (see [`crate::crown`]); `sat` only with a
+//! counterexample that a fresh f32 forward pass confirms.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use ruse_graph::{Graph, Op, Operand};
+
+use rayon::prelude::*;
+
+use crate::crown::{self, Bounds, Intermediate, OptimizeOptions, Relaxation};
+use crate::dense::DenseNet;
+use crate::falsify::{check_points, f32_down, f32_up, falsify, recheck, FalsifyOptions};
+use crate::ibp::{BoundError, Interval};
+use crate::spec::{Case, Spec};
+use crate::Counterexample;
+
+/// How hard the verifier tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Interval bounds only.
+    Ibp,
+    /// CROWN (with CROWN bounds on every nonlinear layer's inputs).
+    Crown,
+    /// α-CROWN: CROWN with optimised ReLU lower slopes.
+    Alpha,
+    /// α-CROWN, then branch and bound (input or ReLU splits, β-CROWN multipliers).
+    Bab,
+}
+
+impl Method {
+    /// Parses `ibp`, `crown`, `alpha` / `alpha-crown`, `bab`.
+    pub fn parse(s: &str) -> Option<Method> {
+        match s.to_ascii_lowercase().as_str() {
+            "ibp" => Some(Method::Ibp),
+            "crown" => Some(Method::Crown),
+            "alpha" | "alpha-crown" | "α-crown" => Some(Method::Alpha),
+            "bab" | "beta" | "beta-crown" => Some(Method::Bab),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ibp => "ibp",
+            Method::Crown => "crown",
+            Method::Alpha => "alpha-crown",
+            Method::Bab => "bab",
+        }
+    }
+}
+
+/// Settings of one verification run.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyOptions {
+    /// Wall-clock budget.
+    pub timeout: Duration,
+    /// Strongest method used.
+    pub method: Method,
+    /// Falsifier settings (its seed makes the run reproducible).
+    pub falsify: FalsifyOptions,
+    /// α-CROWN settings at the root.
+    pub root: OptimizeOptions,
+    /// α/β steps per branch-and-bound batch.
+    pub bab_iterations: usize,
+    /// Sub-domains bounded together.
+    pub batch: usize,
+    /// Inputs of at most this many dimensions are split in input space, others by ReLU.
+    pub input_split_max_dims: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            timeout: Duration::from_secs(60),
+            method: Method::Bab,
+            falsify: FalsifyOptions::default(),
+            root: OptimizeOptions::default(),
+            bab_iterations: 8,
+            batch: 64,
+            input_split_max_dims: 16,
+        }
+    }
+}
+
+/// The answer, in VNN-COMP terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// A counterexample, re-checked by a forward pass.
+    Sat(Counterexample),
+    /// Proved: no input of the spec reaches its unsafe outputs.
+    Unsat,
+    /// Neither proved nor refuted, and the method has nothing left to try.
+    Unknown,
+    /// The budget ran out.
+    Timeout,
+}
+
+impl Verdict {
+    /// `sat`, `unsat`, `unknown` or `timeout`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Sat(_) => "sat",
+            Verdict::Unsat => "unsat",
+            Verdict::Unknown => "unknown",
+            Verdict::Timeout => "timeout",
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyStats {
+    /// Sub-domains bounded in branch and bound.
+    pub domains: u64,
+    /// Deepest split.
+    pub max_depth: usize,
+    /// The stage that decided: falsify, ibp, crown, alpha-crown, input-split, relu-split.
+    pub decided_by: String,
+    /// Why the answer is unknown (when it is).
+    pub note: String,
+}
+
+/// Result of [`verify`].
+#[derive(Debug, Clone)]
+pub struct VerifyOutcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Statistics.
+    pub stats: VerifyStats,
+}
+
+/// Why verification could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The spec does not fit the network.
+    #[error("the property does not fit the network: {0}")]
+    Mismatch(String),
+    /// Bounds failed (e.g. an op without a bound rule).
+    #[error(transparent)]
+    Bound(#[from] BoundError),
+}
+
+impl From<candle_core::Error> for VerifyError {
+    fn from(e: candle_core::Error) -> Self {
+        VerifyError::Bound(BoundError::Tensor(e))
+    }
+}
+
+enum CaseResult {
+    Proved(&'static str),
+    Sat(Counterexample, &'static str),
+    Unknown(String),
+    Timeout,
+}
+
+/// Verifies `spec` on `graph`.
+pub fn verify(
+    graph: &Graph,
+    spec: &Spec,
+    opts: &VerifyOptions,
+) -> Result<VerifyOutcome, VerifyError> {
+    let start = Instant::now();
+    let deadline = start + opts.timeout;
+    if spec.n_inputs != graph.input_len() {
+        return Err(VerifyError::Mismatch(format!(
+            "it declares {} inputs X_0…, the network takes {} numbers {:?}",
+            spec.n_inputs,
+            graph.input_len(),
+            graph.input_shape()
+        )));
+    }
+    if spec.n_outputs != graph.output_len() {
+        return Err(VerifyError::Mismatch(format!(
+            "it declares {} outputs Y_0…, the network gives {}",
+            spec.n_outputs,
+            graph.output_len()
+        )));
+    }
+    let mut stats = VerifyStats::default();
+    let done = |verdict, mut stats: VerifyStats, by: &str| {
+        if stats.decided_by.is_empty() {
+            stats.decided_by = by.to_string();
+        }
+        Ok(VerifyOutcome {
+            verdict,
+            elapsed: start.elapsed(),
+            stats,
+        })
+    };
+    if spec.cases.is_empty() {
+        return done(Verdict::Unsat, stats, "spec");
+    }
+    // A cheap falsification pass first: sat instances are usually found in a fraction of the
+    // budget, and proving them is hopeless.
+    let budget = opts
+        .timeout
+        .mul_f64(0.05)
+        .clamp(Duration::from_millis(200), Duration::from_secs(5));
+    if let Some(ce) = falsify(graph, spec, &opts.falsify, (start + budget).min(deadline))? {
+        return done(Verdict::Sat(ce), stats, "falsify");
+    }
+    let mut unknown: Option<String> = None;
+    let mut stages = Vec::new();
+    for case in &spec.cases {
+        match prove_case(graph, spec, case, opts, deadline, &mut stats)? {
+            CaseResult::Proved(by) => stages.push(by),
+            CaseResult::Sat(ce, by) => return done(Verdict::Sat(ce), stats, by),
+            CaseResult::Timeout => return done(Verdict::Timeout, stats, "timeout"),
+            CaseResult::Unknown(why) => unknown = Some(why),
+        }
+    }
+    if let Some(why) = unknown {
+        // Nothing left to prove with: spend what is left on looking for a counterexample.
+        let mut f = opts.falsify;
+        f.rounds = usize::MAX;
+        f.seed = f.seed.wrapping_add(1);
+        if let Some(ce) = falsify(graph, spec, &f, deadline)? {
+            return done(Verdict::Sat(ce), stats, "falsify");
+        }
+        stats.note = why;
+        let v = if Instant::now() >= deadline {
+            Verdict::Timeout
+        } else {
+            Verdict::Unknown
+        };
+        return done(v, stats, "none");
+    }
+    // The strongest stage any case needed.
+    let order = ["ibp", "crown", "alpha-crown", "input-split", "relu-split"];
+    let by = order
+        .iter()
+        .rev()
+        .find(|s| stages.contains(s))
+        .copied()
+        .unwrap_or("spec");
+    done(Verdict::Unsat, stats, by)
+}
+
+/// Spec rows of a case and, per conjunction, the indices of its rows.
+fn rows_of(case: &Case) -> (Vec<crate::LinearConstraint>, Vec<Vec<usize>>) {
+    let mut rows = Vec::new();
+    let mut groups = Vec::new();
+    for conj in &case.output {
+        let mut g = Vec::new();
+        for r in &conj.constraints {
+            g.push(rows.len());
+            rows.push(r.clone());
+        }
+        groups.push(g);
+    }
+    (rows, groups)
+}
+
+/// A conjunction is refuted when one of its rows is provably positive; a domain is safe when
+/// every conjunction is refuted.
+fn refuted(lb: &[f64], groups: &[Vec<usize>]) -> bool {
+    groups
+        .iter()
+        .all(|g| g.iter().any(|&r| lb.get(r).is_some_and(|&v| v > 0.0)))
+}
+
+/// Rows that still matter: those of conjunctions not yet refuted.
+fn open_rows(lb: &[f64], groups: &[Vec<usize>]) -> Vec<usize> {
+    groups
+        .iter()
+        .filter(|g| !g.iter().any(|&r| lb[r] > 0.0))
+        .flat_map(|g| g.iter().copied())
+        .collect()
+}
+
+fn input_interval(
+    graph: &Graph,
+    lo: &[f64],
+    hi: &[f64],
+    b: usize,
+) -> candle_core::Result<Interval> {
+    let mut shape = vec![b];
+    shape.extend_from_slice(graph.input_shape());
+    Ok(Interval {
+        lower: Tensor::from_slice(lo, shape.clone(), &Device::Cpu)?,
+        upper: Tensor::from_slice(hi, shape, &Device::Cpu)?,
+    })
+}
+
+fn prove_case(
+    graph: &Graph,
+    spec: &Spec,
+    case: &Case,
+    opts: &VerifyOptions,
+    deadline: Instant,
+    stats: &mut VerifyStats,
+) -> Result<CaseResult, VerifyError> {
+    let (lo, hi) = (&case.input.lower, &case.input.upper);
+    if lo.iter().zip(hi).any(|(l, h)| l > h) {
+        return Ok(CaseResult::Proved("spec")); // an empty box has no inputs
+    }
+    if lo
+        .iter()
+        .zip(hi)
+        .any(|(l, h)| !(l.is_finite() && h.is_finite()))
+    {
+        return Ok(CaseResult::Unknown(
+            "an input is unbounded; bounds need a finite box".into(),
+        ));
+    }
+    let (rows, groups) = rows_of(case);
+    if case.output.is_empty() {
+        return Ok(CaseResult::Proved("spec"));
+    }
+    if groups.iter().any(|g| g.is_empty()) {
+        // Every input of the box is unsafe; the f32 point nearest the centre shows it.
+        let x: Vec<f32> = lo
+            .iter()
+            .zip(hi)
+            .map(|(&l, &h)| {
+                let c = (0.5 * (l + h)) as f32;
+                c.clamp(f32_up(l), f32_down(h))
+            })
+            .collect();
+        if let Some(ce) = recheck(graph, spec, &x)? {
+            return Ok(CaseResult::Sat(ce, "spec"));
+        }
+    }
+    let n_out = graph.output_len();
+    let (c, d) = crown::spec_rows(&rows, n_out)?;
+    let input = input_interval(graph, lo, hi, 1)?;
+
+    // IBP.
+    let vals = crate::ibp::ibp_batch(graph, input.clone())?;
+    let out = vals[graph.output]
+        .as_ref()
+        .ok_or_else(|| BoundError::Input("the output was not reached".into()))?;
+    let (ol, oh): (Vec<f64>, Vec<f64>) = (
+        out.lower.flatten_all()?.to_vec1()?,
+        out.upper.flatten_all()?.to_vec1()?,
+    );
+    let ibp_lb: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            r.coeffs
+                .iter()
+                .map(|&(j, v)| if v > 0.0 { v * ol[j] } else { v * oh[j] })
+                .sum::<f64>()
+                + r.constant
+        })
+        .collect();
+    if refuted(&ibp_lb, &groups) {
+        return Ok(CaseResult::Proved("ibp"));
+    }
+    if opts.method == Method::Ibp {
+        return Ok(CaseResult::Unknown("IBP could not prove it".into()));
+    }
+    // CROWN, with CROWN bounds on the inputs of every nonlinearity.
+    let bounds = match crown::compute_bounds(graph, &input, Intermediate::Crown) {
+        Ok(b) => b,
+        Err(BoundError::Unsupported { node, op, detail }) => {
+            return Ok(CaseResult::Unknown(format!(
+                "node '{node}' ({op}{detail}) has no linear bound rule; IBP could not prove it"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (lb, _) = crown::crown_spec(graph, &bounds, &input, &c, &d, &Default::default())?;
+    let lbv = lb.to_vec2::<f64>()?.remove(0);
+    if refuted(&lbv, &groups) {
+        return Ok(CaseResult::Proved("crown"));
+    }
+    if opts.method == Method::Crown {
+        return Ok(CaseResult::Unknown("CROWN could not prove it".into()));
+    }
+    if Instant::now() >= deadline {
+        return Ok(CaseResult::Timeout);
+    }
+    let root = crown::optimize_spec(graph, &bounds, &input, &c, &d, None, None, None, opts.root)?;
+    let lbv = root.lower.to_vec2::<f64>()?.remove(0);
+    if refuted(&lbv, &groups) {
+        return Ok(CaseResult::Proved("alpha-crown"));
+    }
+    if opts.method == Method::Alpha {
+        return Ok(CaseResult::Unknown("α-CROWN could not prove it".into()));
+    }
+    if graph.input_len() <= opts.input_split_max_dims {
+        input_split(graph, spec, case, &c, &d, &groups, opts, deadline, stats)
+    } else {
+        relu_split(
+            graph, spec, case, &c, &d, &groups, &bounds, root, opts, deadline, stats,
+        )
+    }
+}
+
+/// Branch and bound over the input box: split the dimension whose width most loosens the
+/// bound of the open rows, bound the halves with CROWN, batch by batch.
+#[allow(clippy::too_many_arguments)]
+fn input_split(
+    graph: &Graph,
+    spec: &Spec,
+    case: &Case,
+    c: &Tensor,
+    d: &Tensor,
+    groups: &[Vec<usize>],
+    opts: &VerifyOptions,
+    deadline: Instant,
+    stats: &mut VerifyStats,
+) -> Result<CaseResult, VerifyError> {
+    let n = graph.input_len();
+    let mut stack: Vec<(Vec<f64>, Vec<f64>, usize)> =
+        vec![(case.input.lower.clone(), case.input.upper.clone(), 0)];
+    let batch = opts.batch.max(1) * 4;
+    // The dense fast path when the network is an affine/ReLU chain.
+    let dense = DenseNet::from_graph(graph)?;
+    let (cv, dv): (Vec<f64>, Vec<f64>) = (c.flatten_all()?.to_vec1()?, d.to_vec1()?);
+    let s = dv.len();
+    while !stack.is_empty() {
+        if Instant::now() >= deadline {
+            return Ok(CaseResult::Timeout);
+        }
+        let take = stack.len().min(batch);
+        let doms: Vec<_> = stack.split_off(stack.len() - take);
+        let b = doms.len();
+        let (lb, a): (Vec<Vec<f64>>, Vec<Vec<Vec<f64>>>) = if let Some(net) = &dense {
+            doms.par_iter()
+                .map(|(dl, dh, _)| {
+                    let r = net.crown(dl, dh, &cv, &dv);
+                    let rows = r.a_in.chunks(n).map(|x| x.to_vec()).collect();
+                    (r.lower, rows)
+                })
+                .unzip()
+        } else {
+            let lo: Vec<f64> = doms.iter().flat_map(|d| d.0.iter().copied()).collect();
+            let hi: Vec<f64> = doms.iter().flat_map(|d| d.1.iter().copied()).collect();
+            let input = input_interval(graph, &lo, &hi, b)?;
+            let bounds = crown::compute_bounds(graph, &input, Intermediate::Crown)?;
+            let (lb, lin) = crown::crown_spec(graph, &bounds, &input, c, d, &Default::default())?;
+            (lb.to_vec2::<f64>()?, lin.a_in.to_vec3::<f64>()?)
+        };
+        let _ = s;
+        stats.domains += b as u64;
+        let mut points: Vec<f32> = Vec::new();
+        for (k, (dlo, dhi, depth)) in doms.into_iter().enumerate() {
+            if refuted(&lb[k], groups) {
+                continue;
+            }
+            stats.max_depth = stats.max_depth.max(depth);
+            let open = open_rows(&lb[k], groups);
+            // Candidate counterexamples: the centre and the minimiser of the worst open row.
+            let worst = open
+                .iter()
+                .copied()
+                .min_by(|&p, &q| lb[k][p].total_cmp(&lb[k][q]))
+                .unwrap_or(0);
+            for i in 0..n {
+                let (l, h) = (f32_up(dlo[i]), f32_down(dhi[i]));
+                points.push((0.5 * (dlo[i] + dhi[i])) as f32);
+                let corner = if a[k][worst][i] > 0.0 { l } else { h };
+                points.push(corner);
+            }
+            let mut best = (0usize, -1.0f64);
+            for i in 0..n {
+                let w = dhi[i] - dlo[i];
+                let s: f64 = open.iter().map(|&r| a[k][r][i].abs()).sum::<f64>() * w;
+                if s > best.1 && w > 0.0 {
+                    best = (i, s);
+                }
+            }
+            let i = best.0;
+            let mid = 0.5 * (dlo[i] + dhi[i]);
+            if !(mid > dlo[i] && mid < dhi[i]) {
+                if std::env::var("RUSE_DEBUG").is_ok() {
+                    eprintln!(
+                        "stuck: lb {:?} lo {:?} hi {:?} a {:?}",
+                        lb[k], dlo, dhi, a[k]
+                    );
+                }
+                return Ok(CaseResult::Unknown(
+                    "an input box cannot be split further".into(),
+                ));
+            }
+            let (mut l2, mut h1) = (dlo.clone(), dhi.clone());
+            h1[i] = mid;
+            l2[i] = mid;
+            stack.push((dlo, h1, depth + 1));
+            stack.push((l2, dhi, depth + 1));
+        }
+        // Points were pushed centre/corner interleaved per dimension; regroup them per point.
+        let mut pts = Vec::with_capacity(points.len());
+        for dom in points.chunks(2 * n) {
+            let lo_d: Vec<f32> = dom.iter().step_by(2).copied().collect();
+            let co_d: Vec<f32> = dom.iter().skip(1).step_by(2).copied().collect();
+            pts.extend(lo_d);
+            pts.extend(co_d);
+        }
+        if let Some(ce) = check_points(graph, spec, &pts)? {
+            return Ok(CaseResult::Sat(ce, "input-split"));
+        }
+    }
+    Ok(CaseResult::Proved("input-split"))
+}
+
+/// One ReLU-split sub-problem.
+struct Domain {
+    /// Per ReLU layer: bounds of its inputs.
+    lo: Vec<Vec<f64>>,
+    hi: Vec<Vec<f64>>,
+    /// Per ReLU layer: −1 split active, +1 split inactive, 0 free.
+    sign: Vec<Vec<f64>>,
+    /// Per ReLU layer: α and β, `[S × n]`, warm starts for the children.
+    alpha: Vec<Vec<f32>>,
+    beta: Vec<Vec<f32>>,
+    /// Next split: (layer, neuron).
+    branch: Option<(usize, usize)>,
+    depth: usize,
+}
+
+/// BaBSR-style choice: the unstable neuron whose upper-line intercept costs the open rows most.
+fn choose_branch(
+    layers: &[(usize, usize)],
+    coeffs: &[Vec<f64>],
+    lo: &[Vec<f64>],
+    hi: &[Vec<f64>],
+    open: &[usize],
+) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize, f64, f64)> = None;
+    for (k, &(_, n)) in layers.iter().enumerate() {
+        for j in 0..n {
+            let (l, u) = (lo[k][j], hi[k][j]);
+            if !(l < 0.0 && u > 0.0) {
+                continue;
+            }
+            let icpt = -l * u / (u - l);
+            let score: f64 = open
+                .iter()
+                .map(|&r| (-coeffs[k][r * n + j]).max(0.0))
+                .sum::<f64>()
+                * icpt;
+            let better = match best {
+                None => true,
+                Some((_, _, s, w)) => score > s || (score == s && icpt > w),
+            };
+            if better {
+                best = Some((k, j, score, icpt));
+            }
+        }
+    }
+    best.map(|(k, j, _, _)| (k, j))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn relu_split(
+    graph: &Graph,
+    spec: &Spec,
+    case: &Case,
+    c: &Tensor,
+    d: &Tensor,
+    groups: &[Vec<usize>],
+    root_bounds: &Bounds,
+    root: crown::Optimized,
+    opts: &VerifyOptions,
+    deadline: Instant,
+    stats: &mut VerifyStats,
+) -> Result<CaseResult, VerifyError> {
+    // Only ReLU networks: every nonlinearity must be splittable.
+    let mut layers: Vec<(usize, usize)> = Vec::new(); // (node index, neurons)
+    let mut shapes: Vec<Vec<usize>> = Vec::new();
+    let mut inputs: Vec<usize> = Vec::new();
+    for (idx, node) in graph.nodes.iter().enumerate() {
+        if crown::is_nonlinear(&node.op) {
+            if !matches!(node.op, Op::Relu) {
+                return Ok(CaseResult::Unknown(format!(
+                    "branch and bound splits ReLUs only; node '{}' is {}",
+                    node.name,
+                    node.op.onnx_type()
+                )));
+            }
+            let Operand::Value(v) = node.inputs[0] else {
+                return Ok(CaseResult::Unknown("ReLU of a constant".into()));
+            };
+            let shape = graph.values[v].shape.clone();
+            layers.push((idx, shape.iter().product()));
+            shapes.push(shape);
+            inputs.push(v);
+        }
+    }
+    let s = c.dim(0)?;
+    let input = input_interval(graph, &case.input.lower, &case.input.upper, 1)?;
+    let flat = |t: &Tensor| -> candle_core::Result<Vec<f64>> { t.flatten_all()?.to_vec1() };
+    let mut lo = Vec::new();
+    let mut hi = Vec::new();
+    for &v in &inputs {
+        let iv = root_bounds.values[v]
+            .as_ref()
+            .ok_or_else(|| BoundError::Input("ReLU input not bounded".into()))?;
+        lo.push(flat(&iv.lower)?);
+        hi.push(flat(&iv.upper)?);
+    }
+    let to_f32 = |t: &Tensor| -> candle_core::Result<Vec<f32>> {
+        Ok(flat(t)?.into_iter().map(|v| v as f32).collect())
+    };
+    let mut alpha = Vec::new();
+    let mut coeffs = Vec::new();
+    for &(idx, n) in &layers {
+        alpha.push(match root.alpha.get(&idx) {
+            Some(t) => to_f32(t)?,
+            None => vec![0.0; s * n],
+        });
+        coeffs.push(match root.relu_coeffs.get(&idx) {
+            Some(t) => flat(t)?,
+            None => vec![0.0; s * n],
+        });
+    }
+    let root_lb = root.lower.to_vec2::<f64>()?.remove(0);
+    let open = open_rows(&root_lb, groups);
+    let branch = choose_branch(&layers, &coeffs, &lo, &hi, &open);
+    let mut stack = vec![Domain {
+        sign: layers.iter().map(|&(_, n)| vec![0.0; n]).collect(),
+        beta: layers.iter().map(|&(_, n)| vec![0.0; s * n]).collect(),
+        lo,
+        hi,
+        alpha,
+        branch,
+        depth: 0,
+    }];
+    let iters = OptimizeOptions {
+        iterations: opts.bab_iterations.max(1),
+        ..opts.root
+    };
+    let mut exhausted = false;
+    while !stack.is_empty() {
+        if Instant::now() >= deadline {
+            return Ok(CaseResult::Timeout);
+        }
+        let take = stack.len().min(opts.batch.max(1));
+        let parents = stack.split_off(stack.len() - take);
+        // Two children per parent.
+        let mut kids: Vec<Domain> = Vec::with_capacity(2 * parents.len());
+        for p in parents {
+            let Some((k, j)) = p.branch else {
+                exhausted = true;
+                continue;
+            };
+            for active in [true, false] {
+                let mut ch = Domain {
+                    lo: p.lo.clone(),
+                    hi: p.hi.clone(),
+                    sign: p.sign.clone(),
+                    alpha: p.alpha.clone(),
+                    beta: p.beta.clone(),
+                    branch: None,
+                    depth: p.depth + 1,
+                };
+                if active {
+                    ch.lo[k][j] = ch.lo[k][j].max(0.0);
+                    ch.sign[k][j] = -1.0;
+                } else {
+                    ch.hi[k][j] = ch.hi[k][j].min(0.0);
+                    ch.sign[k][j] = 1.0;
+                }
+                kids.push(ch);
+            }
+        }
+        if kids.is_empty() {
+            continue;
+        }
+        let b = kids.len();
+        let mut relax_map: HashMap<usize, Relaxation> = HashMap::new();
+        let mut alpha_init = HashMap::new();
+        let mut beta_init = HashMap::new();
+        let mut splits = HashMap::new();
+        for (k, &(idx, n)) in layers.iter().enumerate() {
+            let mut full = vec![b];
+            full.extend_from_slice(&shapes[k]);
+            let cat = |f: &dyn Fn(&Domain) -> &Vec<f64>| -> candle_core::Result<Tensor> {
+                let v: Vec<f64> = kids.iter().flat_map(|d| f(d).iter().copied()).collect();
+                Tensor::from_vec(v, full.clone(), &Device::Cpu)
+            };
+            let iv = Interval {
+                lower: cat(&|d| &d.lo[k])?,
+                upper: cat(&|d| &d.hi[k])?,
+            };
+            relax_map.insert(idx, crown::relax(&Op::Relu, &iv)?);
+            splits.insert(idx, cat(&|d| &d.sign[k])?);
+            let mut sfull = vec![b, s];
+            sfull.extend_from_slice(&shapes[k]);
+            let a: Vec<f64> = kids
+                .iter()
+                .flat_map(|d| d.alpha[k].iter().map(|&v| v as f64))
+                .collect();
+            alpha_init.insert(idx, Tensor::from_vec(a, sfull.clone(), &Device::Cpu)?);
+            let bt: Vec<f64> = kids
+                .iter()
+                .flat_map(|d| d.beta[k].iter().map(|&v| v as f64))
+                .collect();
+            beta_init.insert(idx, Tensor::from_vec(bt, sfull, &Device::Cpu)?);
+            let _ = n;
+        }
+        let bounds = Bounds {
+            values: vec![None; graph.values.len()],
+            relax: relax_map,
+            allowance: root_bounds.allowance.clone(),
+        };
+        let opt = crown::optimize_spec(
+            graph,
+            &bounds,
+            &input,
+            c,
+            d,
+            Some(&alpha_init),
+            Some(&splits),
+            Some(&beta_init),
+            iters,
+        )?;
+        stats.domains += b as u64;
+        let lb = opt.lower.to_vec2::<f64>()?;
+        let a_in = opt.a_in.to_vec3::<f64>()?;
+        let mut per_layer_alpha = Vec::new();
+        let mut per_layer_beta = Vec::new();
+        let mut per_layer_coeffs = Vec::new();
+        for &(idx, n) in &layers {
+            let get = |m: &HashMap<usize, Tensor>| -> candle_core::Result<Vec<f64>> {
+                match m.get(&idx) {
+                    Some(t) => flat(t),
+                    None => Ok(vec![0.0; b * s * n]),
+                }
+            };
+            per_layer_alpha.push(get(&opt.alpha)?);
+            per_layer_beta.push(get(&opt.beta)?);
+            per_layer_coeffs.push(get(&opt.relu_coeffs)?);
+        }
+        let mut points: Vec<f32> = Vec::new();
+        let n_in = graph.input_len();
+        for (i, mut kid) in kids.into_iter().enumerate() {
+            if refuted(&lb[i], groups) {
+                continue;
+            }
+            stats.max_depth = stats.max_depth.max(kid.depth);
+            let open = open_rows(&lb[i], groups);
+            if let Some(&worst) = open.iter().min_by(|&&p, &&q| lb[i][p].total_cmp(&lb[i][q])) {
+                let (lo, hi) = (&case.input.lower, &case.input.upper);
+                for (t, &coef) in a_in[i][worst].iter().enumerate().take(n_in) {
+                    points.push(if coef > 0.0 {
+                        f32_up(lo[t])
+                    } else {
+                        f32_down(hi[t])
+                    });
+                }
+            }
+            let mut coeffs = Vec::with_capacity(layers.len());
+            for (k, &(_, n)) in layers.iter().enumerate() {
+                let sz = s * n;
+                kid.alpha[k] = per_layer_alpha[k][i * sz..(i + 1) * sz]
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                kid.beta[k] = per_layer_beta[k][i * sz..(i + 1) * sz]
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                coeffs.push(per_layer_coeffs[k][i * sz..(i + 1) * sz].to_vec());
+            }
+            kid.branch = choose_branch(&layers, &coeffs, &kid.lo, &kid.hi, &open);
+            stack.push(kid);
+        }
+        if let Some(ce) = check_points(graph, spec, &points)? {
+            return Ok(CaseResult::Sat(ce, "relu-split"));
+        }
+    }
+    if exhausted {
+        return Ok(CaseResult::Unknown(
+            "a sub-domain with every ReLU fixed could not be proved (the relaxation of the input box is not tight enough)".into(),
+        ));
+    }
+    Ok(CaseResult::Proved("relu-split"))
+}
