@@ -1,12 +1,15 @@
-//! Fooling models: threat models, white-box attacks (FGSM, PGD, APGD) and the attack suite, all
-//! walks over a ruse `Graph`. Inputs are flat per-sample vectors in the model's input domain.
+//! Fooling models: threat models, white-box attacks (FGSM, PGD, APGD, DeepFool, C&W, L-BFGS, FAB),
+//! the query-only Square attack and the attack suite, all walks over a ruse `Graph`. Inputs are
+//! flat per-sample vectors in the model's input domain.
 
 pub mod apgd;
 pub mod attack;
 pub mod cw;
 pub mod deepfool;
 pub mod error;
+pub mod fab;
 pub mod fgsm;
+pub mod lbfgs;
 pub mod loss;
 pub mod model;
 pub mod pgd;

@@ -97,17 +97,27 @@ impl<'a> Model<'a> {
         labels: &[usize],
         targets: Option<&[usize]>,
     ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let k = self.classes();
+        self.objective_grad(x, |z| loss.per_sample(z, labels, targets, k))
+    }
+
+    /// Logits, per-sample values of `objective` (logits [B, k] → [B]) and the input gradient of
+    /// their sum: for attacks whose objective is not one of the [`Loss`]es.
+    pub fn objective_grad(
+        &self,
+        x: &[f32],
+        objective: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let t = self.tensor(x)?;
         let b = t.dim(0)?;
         self.forwards.set(self.forwards.get() + b as u64);
         self.gradients.set(self.gradients.get() + b as u64);
-        let k = self.classes();
         let per_sample = std::cell::RefCell::new(Vec::new());
         let (logits, _, grads) = self.graph.loss_and_gradients(
             &self.params,
             &t,
             |z| {
-                let l = loss.per_sample(z, labels, targets, k)?;
+                let l = objective(z)?;
                 *per_sample.borrow_mut() = l.to_vec1::<f32>()?;
                 l.sum_all()
             },
@@ -121,6 +131,31 @@ impl<'a> Model<'a> {
             per_sample.into_inner(),
             g.flatten_all()?.to_vec1()?,
         ))
+    }
+
+    /// Logits (B×k) and the input gradient of every logit (k rows of B×D): one forward pass and k
+    /// backward passes, counted as B forward and k·B gradient evaluations.
+    pub fn logit_jacobian(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+        let t = self.tensor(x)?;
+        let b = t.dim(0)?;
+        let k = self.classes();
+        self.forwards.set(self.forwards.get() + b as u64);
+        self.gradients.set(self.gradients.get() + (b * k) as u64);
+        let tape = self.graph.forward_tape(&self.params, &t)?;
+        let logits = tape.output()?.clone();
+        let mut rows = Vec::with_capacity(k);
+        for c in 0..k {
+            let mut onehot = vec![0f32; b * k];
+            onehot.iter_mut().skip(c).step_by(k).for_each(|v| *v = 1.0);
+            let cot = Tensor::from_vec(onehot, logits.dims(), logits.device())?;
+            let g = self
+                .graph
+                .backward(&tape, &self.params, &cot, GradRequest::INPUT)?
+                .input
+                .ok_or_else(|| AttackError::Invalid("the model gave no input gradient".into()))?;
+            rows.push(g.flatten_all()?.to_vec1()?);
+        }
+        Ok((logits.flatten_all()?.to_vec1()?, rows))
     }
 }
 
