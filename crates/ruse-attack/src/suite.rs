@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::apgd::{Apgd, ApgdTargeted};
 use crate::attack::{gather_rows, Attack, Goal};
 use crate::error::{AttackError, Result};
+use crate::fab::Fab;
 use crate::fgsm::Fgsm;
 use crate::loss::Loss;
 use crate::model::{argmax_rows, Model};
@@ -93,8 +94,8 @@ impl Suite {
         Suite { attacks }
     }
 
-    /// `standard`: APGD-CE 100, APGD-T (DLR, 9 targets × 100), Square 5000 queries (L∞) —
-    /// AutoAttack-standard without its FAB-T member (not implemented yet).
+    /// `standard`: APGD-CE 100, APGD-T (DLR, 9 targets × 100), FAB-T (9 targets × 100), Square
+    /// 5000 queries (L∞) — AutoAttack-standard's members and order.
     pub fn standard(norm: Norm) -> Self {
         let mut attacks: Vec<Box<dyn Attack>> = vec![
             Box::new(Apgd::new(Loss::CrossEntropy, 100)),
@@ -102,6 +103,7 @@ impl Suite {
                 steps: 100,
                 top_k: 9,
             }),
+            Box::new(Fab::targeted(9)),
         ];
         if norm == Norm::Linf {
             attacks.push(Box::new(Square::default()));
