@@ -216,7 +216,7 @@ pub struct AttackArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t, deepfool, square (query-only), cw (C&W-L2; --norm l2).
+    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t, deepfool, square (query-only), cw (C&W-L2; --norm l2), lbfgs (box-constrained L-BFGS, Szegedy et al.; --norm l2), fab, fab-t (FAB against the 9 most likely wrong classes).
     #[arg(long, default_value = "pgd")]
     pub attack: String,
     /// Perturbation norm: linf, l2 or l1.
@@ -225,13 +225,13 @@ pub struct AttackArgs {
     /// Radius of the perturbation ball, in input units.
     #[arg(long, default_value_t = 0.3)]
     pub eps: f64,
-    /// Iterations (default: pgd/bim 40, apgd 100, apgd-t 100 per target, deepfool 50); queries for square (5000).
+    /// Iterations (default: pgd/bim 40, apgd 100, apgd-t 100 per target, deepfool 50, cw 200 per constant, lbfgs 60 per constant, fab/fab-t 100 per restart and target); queries for square (5000).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Restarts (pgd, apgd).
+    /// Restarts (pgd, apgd, fab, fab-t).
     #[arg(long, default_value_t = 1)]
     pub restarts: usize,
-    /// Targeted: push every sample to this class (fgsm, pgd, bim, apgd-ce, apgd-dlr).
+    /// Targeted: push every sample to this class (fgsm, pgd, bim, apgd-ce, apgd-dlr, lbfgs).
     #[arg(long)]
     pub target: Option<usize>,
     /// Seed of the attack's randomness.

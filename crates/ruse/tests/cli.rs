@@ -693,3 +693,71 @@ fn attack_writes_json_and_a_png_grid() {
         );
     }
 }
+
+#[test]
+fn attack_runs_fab_t_and_lbfgs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fab");
+    let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+        .args([
+            "attack", "--attack", "fab-t", "--eps", "0.15", "--steps", "10", "--limit", "10",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && stdout.contains("fab-t(10 steps × 9 targets)"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("attack.json")).unwrap()).unwrap();
+    let samples = json["samples"].as_array().unwrap();
+    assert!(samples.iter().any(|s| s["success"].as_bool().unwrap()));
+    for s in samples {
+        assert!(s["norm"].as_f64().unwrap() <= 0.15 + 1e-5);
+        if s["success"].as_bool().unwrap() {
+            assert_ne!(s["adversarial_prediction"], s["label"]);
+        }
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+        .args([
+            "attack", "--attack", "lbfgs", "--norm", "l2", "--eps", "3", "--target", "3",
+            "--steps", "20", "--limit", "4", "--out",
+        ])
+        .arg(dir.path().join("lbfgs"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && stdout.contains("target class 3"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (args, needle) in [
+        (
+            vec!["attack", "--attack", "fab", "--target", "1"],
+            "untargeted here",
+        ),
+        (
+            vec!["attack", "--attack", "fab-t", "--target", "1"],
+            "picks its own targets",
+        ),
+        (
+            vec!["attack", "--attack", "lbfgs", "--limit", "2"],
+            "use --norm l2",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && stderr.contains(needle) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -6,7 +6,9 @@ use rand_chacha::ChaCha8Rng;
 use ruse_attack::apgd::{Apgd, ApgdTargeted};
 use ruse_attack::cw::CarliniWagner;
 use ruse_attack::deepfool::DeepFool;
+use ruse_attack::fab::Fab;
 use ruse_attack::fgsm::Fgsm;
+use ruse_attack::lbfgs::Lbfgs;
 use ruse_attack::loss::Loss;
 use ruse_attack::model::argmax_rows;
 use ruse_attack::pgd::Pgd;
@@ -52,7 +54,26 @@ fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
             steps: a.steps.unwrap_or(200),
             ..CarliniWagner::default()
         }),
-        "deepfool" | "square" | "cw" => bail!("{} is untargeted here; drop --target", a.attack),
+        "fab" if !targeted => Box::new(Fab {
+            steps: a.steps.unwrap_or(100),
+            restarts: a.restarts,
+            ..Fab::default()
+        }),
+        "lbfgs" => Box::new(Lbfgs {
+            iterations: a.steps.unwrap_or(60),
+            ..Lbfgs::default()
+        }),
+        "deepfool" | "square" | "cw" | "fab" => {
+            bail!("{} is untargeted here; drop --target", a.attack)
+        }
+        "fab-t" if !targeted => Box::new(Fab {
+            steps: a.steps.unwrap_or(100),
+            restarts: a.restarts,
+            ..Fab::targeted(9)
+        }),
+        "fab-t" => bail!(
+            "fab-t picks its own targets (the 9 most likely wrong classes); use --attack lbfgs --target K for one target class"
+        ),
         "apgd-t" if !targeted => Box::new(ApgdTargeted {
             steps: a.steps.unwrap_or(100),
             top_k: 9,
@@ -60,7 +81,7 @@ fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
         "apgd-t" => bail!(
             "apgd-t picks its own targets; use --attack apgd-dlr --target K for one target class"
         ),
-        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr, apgd-t, deepfool, square or cw"),
+        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr, apgd-t, deepfool, square, cw, lbfgs, fab or fab-t"),
     })
 }
 
