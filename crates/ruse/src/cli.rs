@@ -33,6 +33,12 @@ pub enum Command {
     Predict(PredictArgs),
     /// Re-export a model (ONNX in, ONNX out), optionally setting its input domain.
     Export(ExportArgs),
+    /// Prove or refute one VNN-LIB property of an ONNX network; prints the VNN-COMP result.
+    Verify(VerifyArgs),
+    /// Run a VNN-COMP benchmark folder (instances.csv) and compare with its reference verdicts.
+    Vnncomp(VnncompArgs),
+    /// Certified accuracy: the share of samples proved robust within an L∞ ε-ball.
+    Certify(CertifyArgs),
 }
 
 /// Which model to load.
@@ -246,4 +252,83 @@ pub struct AttackArgs {
     /// Directory for attack.json and grid.png.
     #[arg(long, default_value = "attack")]
     pub out: PathBuf,
+}
+
+/// `ruse verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The network (ONNX).
+    #[arg(long, value_name = "FILE")]
+    pub onnx: PathBuf,
+    /// The property (VNN-LIB).
+    #[arg(long, value_name = "FILE")]
+    pub vnnlib: PathBuf,
+    /// Wall-clock budget in seconds.
+    #[arg(long, default_value_t = 60.0, value_name = "S")]
+    pub timeout: f64,
+    /// Strongest method: ibp, crown, alpha (α-CROWN) or bab (α-CROWN, then branch and bound).
+    #[arg(long, default_value = "bab")]
+    pub method: String,
+    /// Seed of the falsifier's random starts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the result (VNN-COMP format) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `ruse vnncomp`.
+#[derive(Args, Debug)]
+pub struct VnncompArgs {
+    /// Benchmark folders holding instances.csv (or a folder of such folders).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Multiply each instance's official timeout by K.
+    #[arg(long, default_value_t = 1.0, value_name = "K")]
+    pub timeout_scale: f64,
+    /// Cap every instance's timeout at S seconds.
+    #[arg(long, value_name = "S")]
+    pub timeout_cap: Option<f64>,
+    /// Run only the first N instances of each benchmark (after --filter).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Run only instances whose onnx or vnnlib path contains SUBSTR.
+    #[arg(long, value_name = "SUBSTR")]
+    pub filter: Option<String>,
+    /// Strongest method: ibp, crown, alpha or bab.
+    #[arg(long, default_value = "bab")]
+    pub method: String,
+    /// Seed of the falsifier's random starts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Per-instance results (CSV).
+    #[arg(long, default_value = "results.csv", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Exit with an error if any verdict contradicts the reference (sat vs unsat).
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `ruse certify`.
+#[derive(Args, Debug)]
+pub struct CertifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// L∞ radii, comma-separated, in input units.
+    #[arg(long, required = true, value_name = "E[,E2…]")]
+    pub eps: String,
+    /// Strongest method: ibp, crown, alpha (α-CROWN) or bab.
+    #[arg(long, default_value = "crown")]
+    pub method: String,
+    /// Wall-clock budget per sample and ε, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "S")]
+    pub timeout: f64,
+    /// Seed of the falsifier's random starts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

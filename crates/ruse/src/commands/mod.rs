@@ -2,11 +2,14 @@
 
 mod attack;
 mod audit;
+mod certify;
 mod eval;
 mod export;
 mod inspect;
 mod predict;
 mod train;
+mod verify;
+mod vnncomp;
 
 use anyhow::{Context, Result};
 
@@ -34,5 +37,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Export(a) => export::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Vnncomp(a) => vnncomp::run(a),
+        Command::Certify(a) => certify::run(a),
     }
 }
