@@ -564,15 +564,62 @@ pub fn backward(
                     add_bias(t)?;
                 }
             }
+            Op::MaxPool(pa) => {
+                let x = x0.ok_or_else(|| unsup("constant input"))?;
+                if pa.pads != [0; 4] || pa.dilation != [1, 1] || pa.ceil_mode {
+                    return Err(unsup("padding, dilation or ceil_mode"));
+                }
+                let iv = bounds.values[x]
+                    .as_ref()
+                    .ok_or_else(|| unsup("input bounds missing"))?;
+                let xs = graph.values[x].shape.clone();
+                let n_in: usize = xs.iter().product();
+                let n_out: usize = out_shape.iter().product();
+                let plan = maxpool_plan(iv, &xs, out_shape, pa)?;
+                let bb = plan.len();
+                let mut index = Vec::with_capacity(b * n_out);
+                let mut exact = Vec::with_capacity(b * n_out);
+                let mut umax = Vec::with_capacity(b * n_out);
+                for dom in 0..b {
+                    let pl = &plan[if bb == 1 { 0 } else { dom }];
+                    for &(at, wins, top) in pl.iter().take(n_out) {
+                        index.push((dom * n_in + at) as u32);
+                        exact.push(if wins { 1.0 } else { 0.0 });
+                        umax.push(top);
+                    }
+                }
+                let dev = Device::Cpu;
+                let exact = Tensor::from_vec(exact, (b, 1, n_out), &dev)?;
+                let umax = Tensor::from_vec(umax, (b, 1, n_out), &dev)?;
+                let a3 = a.reshape((b, s, n_out))?;
+                let pos = a3.relu()?;
+                let neg = (&a3 - &pos)?;
+                // max ≥ x_i* (the element with the largest lower bound); max ≤ max_j u_j, or
+                // = x_i* when x_i* provably wins.
+                let src = (&pos + neg.broadcast_mul(&exact)?)?;
+                let inexact = (exact.neg()? + 1.0)?;
+                add_bias(sum_tail(
+                    &neg.broadcast_mul(&inexact)?.broadcast_mul(&umax)?,
+                )?)?;
+                let src = src
+                    .permute((1, 0, 2))?
+                    .contiguous()?
+                    .reshape((s, b * n_out))?;
+                let idx = Tensor::from_vec(index, b * n_out, &dev)?;
+                let tgt = Tensor::zeros((s, b * n_in), DType::F64, &dev)?;
+                let ax = tgt
+                    .index_add(&idx, &src, 1)?
+                    .reshape((s, b, n_in))?
+                    .permute((1, 0, 2))?
+                    .contiguous()?;
+                add(&mut acc, x, ax.reshape(bs_shape(&xs))?)?;
+            }
             Op::GlobalAveragePool => {
                 let x = x0.ok_or_else(|| unsup("constant input"))?;
                 let xs = graph.values[x].shape.clone();
-                let sp: usize = xs[1..].iter().product::<usize>();
-                let n = (sp / xs[0]) as f64;
-                let t = (a
-                    .reshape((b, s, xs[0], 1))?
-                    .broadcast_as((b, s, xs[0], sp / xs[0]))?
-                    / n)?;
+                let ch = xs[0];
+                let sp: usize = xs[1..].iter().product();
+                let t = (a.reshape((b, s, ch, 1))?.broadcast_as((b, s, ch, sp))? / sp as f64)?;
                 add(&mut acc, x, t.contiguous()?.reshape(bs_shape(&xs))?)?;
             }
             Op::Pad { pads, value } => {
@@ -625,6 +672,58 @@ pub fn backward(
         magnitude: mag,
         relu_coeffs,
     })
+}
+
+/// Per domain and pooled output: (flat input index of the window element with the largest
+/// lower bound, whether it provably is the maximum, the largest upper bound in the window).
+fn maxpool_plan(
+    iv: &Interval,
+    xs: &[usize],
+    out: &[usize],
+    pa: &ruse_graph::PoolAttrs,
+) -> candle_core::Result<Vec<Vec<(usize, bool, f64)>>> {
+    let lo: Vec<f64> = iv.lower.flatten_all()?.to_vec1()?;
+    let hi: Vec<f64> = iv.upper.flatten_all()?.to_vec1()?;
+    let (c, h, w) = (xs[0], xs[1], xs[2]);
+    let (oh, ow) = (out[1], out[2]);
+    let n_in = c * h * w;
+    let bb = lo.len() / n_in;
+    let mut plans = Vec::with_capacity(bb);
+    for dom in 0..bb {
+        let (l, u) = (
+            &lo[dom * n_in..(dom + 1) * n_in],
+            &hi[dom * n_in..(dom + 1) * n_in],
+        );
+        let mut plan = Vec::with_capacity(c * oh * ow);
+        for ch in 0..c {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut best = usize::MAX;
+                    let mut cells = Vec::with_capacity(pa.kernel[0] * pa.kernel[1]);
+                    for di in 0..pa.kernel[0] {
+                        for dj in 0..pa.kernel[1] {
+                            let (y, x) = (i * pa.stride[0] + di, j * pa.stride[1] + dj);
+                            if y < h && x < w {
+                                let at = (ch * h + y) * w + x;
+                                cells.push(at);
+                                if best == usize::MAX || l[at] > l[best] {
+                                    best = at;
+                                }
+                            }
+                        }
+                    }
+                    let umax = cells
+                        .iter()
+                        .map(|&k| u[k])
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let wins = cells.iter().all(|&k| k == best || u[k] <= l[best]);
+                    plan.push((best, wins, umax));
+                }
+            }
+        }
+        plans.push(plan);
+    }
+    Ok(plans)
 }
 
 /// Minimum of `lin` over the box `[lower, upper]` (`[B or 1, n_in]`), lowered by the f64 margin:
@@ -801,6 +900,8 @@ pub struct OptimizeOptions {
     pub lr_alpha: f64,
     /// Adam learning rate for β.
     pub lr_beta: f64,
+    /// Stop early (after at least one pass) once this instant has passed.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for OptimizeOptions {
@@ -809,6 +910,7 @@ impl Default for OptimizeOptions {
             iterations: 20,
             lr_alpha: 0.1,
             lr_beta: 0.05,
+            deadline: None,
         }
     }
 }
@@ -893,7 +995,7 @@ pub fn optimize_spec(
         let dual = Dual {
             alpha: Some(&alpha),
             beta: if beta.is_empty() { None } else { Some(&beta) },
-            record: it + 1 == iters,
+            record: true,
         };
         let (lb, lin) = crown_spec(graph, bounds, input, c, d, &dual)?;
         let lbd = lb.detach();
@@ -901,7 +1003,10 @@ pub fn optimize_spec(
             Some(bst) => bst.maximum(&lbd)?,
             None => lbd,
         });
-        if it + 1 == iters {
+        let late = opts
+            .deadline
+            .is_some_and(|t| std::time::Instant::now() >= t);
+        if it + 1 == iters || late {
             last = Some((lin.relu_coeffs, lin.a_in.detach()));
             break;
         }

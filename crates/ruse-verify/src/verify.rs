@@ -218,15 +218,22 @@ pub fn verify(
         }
     }
     if let Some(why) = unknown {
-        // Nothing left to prove with: spend what is left on looking for a counterexample.
+        // Nothing left to prove with: look for a counterexample a while longer — with branch
+        // and bound, in what is left of the budget; with a single bound method, as long again
+        // as the first search (so that certifying many samples stays cheap).
         let mut f = opts.falsify;
-        f.rounds = usize::MAX;
         f.seed = f.seed.wrapping_add(1);
-        if let Some(ce) = falsify(graph, spec, &f, deadline)? {
+        let until = if opts.method == Method::Bab {
+            f.rounds = usize::MAX;
+            deadline
+        } else {
+            (Instant::now() + budget).min(deadline)
+        };
+        if let Some(ce) = falsify(graph, spec, &f, until)? {
             return done(Verdict::Sat(ce), stats, "falsify");
         }
         stats.note = why;
-        let v = if Instant::now() >= deadline {
+        let v = if opts.method == Method::Bab && Instant::now() >= deadline {
             Verdict::Timeout
         } else {
             Verdict::Unknown
@@ -379,7 +386,11 @@ fn prove_case(
     if Instant::now() >= deadline {
         return Ok(CaseResult::Timeout);
     }
-    let root = crown::optimize_spec(graph, &bounds, &input, &c, &d, None, None, None, opts.root)?;
+    let root_opts = OptimizeOptions {
+        deadline: Some(deadline),
+        ..opts.root
+    };
+    let root = crown::optimize_spec(graph, &bounds, &input, &c, &d, None, None, None, root_opts)?;
     let lbv = root.lower.to_vec2::<f64>()?.remove(0);
     if refuted(&lbv, &groups) {
         return Ok(CaseResult::Proved("alpha-crown"));
@@ -629,6 +640,7 @@ fn relu_split(
     }];
     let iters = OptimizeOptions {
         iterations: opts.bab_iterations.max(1),
+        deadline: Some(deadline),
         ..opts.root
     };
     let mut exhausted = false;
@@ -701,7 +713,8 @@ fn relu_split(
             let _ = n;
         }
         let bounds = Bounds {
-            values: vec![None; graph.values.len()],
+            // Root intervals (valid in every sub-domain) for the rules that read them.
+            values: root_bounds.values.clone(),
             relax: relax_map,
             allowance: root_bounds.allowance.clone(),
         };
