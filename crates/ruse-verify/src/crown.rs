@@ -61,6 +61,12 @@ pub enum Intermediate {
     Ibp,
     /// A CROWN backward pass per nonlinear layer (tighter, costs one pass per layer).
     Crown,
+    /// CROWN per layer with the ReLU slopes optimised for each layer's bounds (α-CROWN on the
+    /// intermediate layers too: tightest, costs `iterations` passes per layer).
+    Alpha {
+        /// Gradient steps per layer.
+        iterations: usize,
+    },
 }
 
 /// Whether the op is an elementwise nonlinearity with a relaxation here.
@@ -250,20 +256,29 @@ pub fn relax(op: &Op, x: &Interval) -> candle_core::Result<Relaxation> {
         Op::Sigmoid => {
             let f =
                 |t: &Tensor| -> candle_core::Result<Tensor> { (t.neg()?.exp()? + 1.0)?.recip() };
-            let k = chord_slope(l, u, &f)?;
+            let df = |t: &Tensor| -> candle_core::Result<Tensor> {
+                let y = f(t)?;
+                y.mul(&(y.neg()? + 1.0)?)
+            };
             // σ' = σ(1−σ) = k at σ = (1 ± √(1−4k))/2, i.e. x = ±logit((1+√(1−4k))/2).
-            let s = (((k * -4.0)? + 1.0)?.relu()?.sqrt()? + 1.0)?.affine(0.5, 0.0)?;
-            let s = s.clamp(1e-300, 1.0 - 1e-16)?;
-            let x1 = (s.log()? - (s.neg()? + 1.0)?.log()?)?;
-            chord(l, u, &f, &[x1.clone(), x1.neg()?], 8.0 * U)
+            let crit = |k: &Tensor| -> candle_core::Result<Vec<Tensor>> {
+                let s = (((k * -4.0)? + 1.0)?.relu()?.sqrt()? + 1.0)?.affine(0.5, 0.0)?;
+                let s = s.clamp(1e-300, 1.0 - 1e-16)?;
+                let x1 = (s.log()? - (s.neg()? + 1.0)?.log()?)?;
+                Ok(vec![x1.clone(), x1.neg()?])
+            };
+            best_lines(l, u, &f, &df, &crit, 8.0 * U)
         }
         Op::Tanh => {
             let f = |t: &Tensor| t.tanh();
-            let k = chord_slope(l, u, &f)?;
+            let df = |t: &Tensor| -> candle_core::Result<Tensor> { t.tanh()?.sqr()?.neg()? + 1.0 };
             // tanh' = 1 − tanh² = k at tanh = ±√(1−k).
-            let t = ((k.neg()? + 1.0)?.relu()?.sqrt()?).clamp(0.0, 1.0 - 1e-16)?;
-            let x1 = ((((&t + 1.0)? / (t.neg()? + 1.0)?)?.log()?) * 0.5)?;
-            chord(l, u, &f, &[x1.clone(), x1.neg()?], 8.0 * U)
+            let crit = |k: &Tensor| -> candle_core::Result<Vec<Tensor>> {
+                let t = ((k.neg()? + 1.0)?.relu()?.sqrt()?).clamp(0.0, 1.0 - 1e-16)?;
+                let x1 = ((((&t + 1.0)? / (t.neg()? + 1.0)?)?.log()?) * 0.5)?;
+                Ok(vec![x1.clone(), x1.neg()?])
+            };
+            best_lines(l, u, &f, &df, &crit, 8.0 * U)
         }
         other => Err(candle_core::Error::Msg(format!(
             "no relaxation for {}",
@@ -281,6 +296,82 @@ fn chord_slope(
     let wide = w.gt(1e-9)?;
     let k = ((f(u)? - f(l)?)? / w.maximum(1e-9)?)?;
     wide.where_cond(&k, &k.zeros_like()?)
+}
+
+/// Lower and upper lines for a smooth S-shaped f: for each candidate slope (the chord, and the
+/// tangent slopes at both ends, the middle and the quarter points) the line through the extreme
+/// of f(x) − k·x on [l, u] (found among the ends and the points where f' = k, given by `crit`)
+/// is sound; the one that is highest (lower line) or lowest (upper line) at the middle of the
+/// interval — i.e. the one with the least area between line and f — is kept.
+fn best_lines(
+    l: &Tensor,
+    u: &Tensor,
+    f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+    df: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+    crit: &dyn Fn(&Tensor) -> candle_core::Result<Vec<Tensor>>,
+    rel_err: f64,
+) -> candle_core::Result<Relaxation> {
+    let w = (u - l)?;
+    let mid = ((l + u)? * 0.5)?;
+    let at = |t: f64| -> candle_core::Result<Tensor> { l + (&w * t)? };
+    let mut slopes = vec![chord_slope(l, u, f)?];
+    for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        slopes.push(df(&at(t)?)?);
+    }
+    let mut best: Option<Relaxation> = None;
+    for k in slopes {
+        let r = lines_with_slope(l, u, f, &k, &crit(&k)?, rel_err)?;
+        best = Some(match best {
+            None => r,
+            Some(b) => {
+                let lo_new = ((&r.lower_slope * &mid)? + &r.lower_icpt)?;
+                let lo_old = ((&b.lower_slope * &mid)? + &b.lower_icpt)?;
+                let hi_new = ((&r.upper_slope * &mid)? + &r.upper_icpt)?;
+                let hi_old = ((&b.upper_slope * &mid)? + &b.upper_icpt)?;
+                let take_lo = lo_new.gt(&lo_old)?;
+                let take_hi = hi_new.lt(&hi_old)?;
+                Relaxation {
+                    lower_slope: take_lo.where_cond(&r.lower_slope, &b.lower_slope)?,
+                    lower_icpt: take_lo.where_cond(&r.lower_icpt, &b.lower_icpt)?,
+                    upper_slope: take_hi.where_cond(&r.upper_slope, &b.upper_slope)?,
+                    upper_icpt: take_hi.where_cond(&r.upper_icpt, &b.upper_icpt)?,
+                    unstable: None,
+                }
+            }
+        });
+    }
+    best.ok_or_else(|| candle_core::Error::Msg("no candidate slope".into()))
+}
+
+/// Lines of slope `k` through the extremes of f(x) − k·x on [l, u].
+fn lines_with_slope(
+    l: &Tensor,
+    u: &Tensor,
+    f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+    k: &Tensor,
+    critical: &[Tensor],
+    rel_err: f64,
+) -> candle_core::Result<Relaxation> {
+    let g = |x: &Tensor| -> candle_core::Result<Tensor> { f(x)? - (x * k)? };
+    let (gl, gu) = (g(l)?, g(u)?);
+    let (mut lo, mut hi) = (gl.minimum(&gu)?, gl.maximum(&gu)?);
+    let mut fmax = f(l)?.abs()?.maximum(&f(u)?.abs()?)?;
+    for c in critical {
+        let inside = c.ge(l)?.mul(&c.le(u)?)?;
+        let gc = inside.where_cond(&g(c)?, &gl)?;
+        lo = lo.minimum(&gc)?;
+        hi = hi.maximum(&gc)?;
+        fmax = fmax.maximum(&inside.where_cond(&f(c)?.abs()?, &fmax)?)?;
+    }
+    let xmax = l.abs()?.maximum(&u.abs()?)?;
+    let margin = (((fmax * rel_err)? + (xmax.mul(&k.abs()?)? * 1e-12)?)? + 1e-12)?;
+    Ok(Relaxation {
+        lower_slope: k.clone(),
+        lower_icpt: (lo - &margin)?,
+        upper_slope: k.clone(),
+        upper_icpt: (hi + margin)?,
+        unstable: None,
+    })
 }
 
 /// Two lines of the chord's slope k through the extremes of f(x) − k·x on [l, u], which lie at
@@ -801,7 +892,7 @@ fn tighten_and_relax(
         let mut iv = bounds.values[v]
             .clone()
             .ok_or_else(|| unsupported(&node.name, &node.op, "input not reached"))?;
-        if method == Intermediate::Crown && n <= CROWN_LAYER_LIMIT && v != 0 {
+        if method != Intermediate::Ibp && n <= CROWN_LAYER_LIMIT && v != 0 {
             // Only neurons whose interval still matters: for ReLU the unstable ones (in any
             // domain of the batch); a stable ReLU is exact whatever its bounds.
             let lo_v: Vec<f64> = iv.lower.flatten_all()?.to_vec1()?;
@@ -831,10 +922,29 @@ fn tighten_and_relax(
                 let a0 = Tensor::from_vec(rows, (1, 2 * k, n), &Device::Cpu)?
                     .broadcast_as((b, 2 * k, n))?
                     .reshape(full)?;
-                let lin = backward(graph, bounds, v, a0, &Dual::default())?;
-                let lb: Vec<f64> = concretize(&lin, flat_lo, flat_hi)?
-                    .flatten_all()?
-                    .to_vec1()?;
+                let lb: Vec<f64> = match method {
+                    Intermediate::Alpha { iterations } => {
+                        let input = Interval {
+                            lower: flat_lo.clone(),
+                            upper: flat_hi.clone(),
+                        };
+                        let zero = Tensor::zeros(2 * k, DType::F64, &Device::Cpu)?;
+                        let opts = OptimizeOptions {
+                            iterations,
+                            ..Default::default()
+                        };
+                        optimize_from(
+                            graph, bounds, &input, v, a0, &zero, None, None, None, opts, None,
+                        )?
+                        .lower
+                    }
+                    _ => {
+                        let lin = backward(graph, bounds, v, a0, &Dual::default())?;
+                        concretize(&lin, flat_lo, flat_hi)?
+                    }
+                }
+                .flatten_all()?
+                .to_vec1()?;
                 let (mut lo_n, mut hi_n) = (lo_v, hi_v);
                 for dom in 0..b {
                     for (r, &j) in pick.iter().enumerate() {
@@ -879,12 +989,35 @@ pub fn crown_spec(
     d: &Tensor,
     dual: &Dual,
 ) -> Result<(Tensor, Linear), BoundError> {
+    let a0 = spec_coeffs(graph, bounds, input, c)?;
+    crown_from(graph, bounds, input, graph.output, a0, d, dual)
+}
+
+/// The spec rows as backward-pass coefficients on the output, `[B, S, output shape…]`.
+fn spec_coeffs(
+    graph: &Graph,
+    bounds: &Bounds,
+    input: &Interval,
+    c: &Tensor,
+) -> Result<Tensor, BoundError> {
     let b = batch_of(bounds, input)?;
     let (s, m) = c.dims2()?;
     let mut full = vec![b, s];
     full.extend_from_slice(&graph.values[graph.output].shape);
-    let a0 = c.unsqueeze(0)?.broadcast_as((b, s, m))?.reshape(full)?;
-    let lin = backward(graph, bounds, graph.output, a0, dual)?;
+    Ok(c.unsqueeze(0)?.broadcast_as((b, s, m))?.reshape(full)?)
+}
+
+/// Lower bounds `[B, S]` of `a0·v + d` for value `start`, by one backward pass.
+pub fn crown_from(
+    graph: &Graph,
+    bounds: &Bounds,
+    input: &Interval,
+    start: ValueId,
+    a0: Tensor,
+    d: &Tensor,
+    dual: &Dual,
+) -> Result<(Tensor, Linear), BoundError> {
+    let lin = backward(graph, bounds, start, a0, dual)?;
     let lo = input.lower.reshape((input.lower.dim(0)?, ()))?;
     let hi = input.upper.reshape((input.upper.dim(0)?, ()))?;
     let lb = concretize(&lin, &lo, &hi)?.broadcast_add(&d.unsqueeze(0)?)?;
@@ -949,12 +1082,50 @@ pub fn optimize_spec(
     beta_init: Option<&HashMap<usize, Tensor>>,
     opts: OptimizeOptions,
 ) -> Result<Optimized, BoundError> {
+    let a0 = spec_coeffs(graph, bounds, input, c)?;
+    optimize_from(
+        graph,
+        bounds,
+        input,
+        graph.output,
+        a0,
+        d,
+        alpha_init,
+        splits,
+        beta_init,
+        opts,
+        Some(1e-3),
+    )
+}
+
+/// α/β optimisation of the lower bound of `a0·v + d` for value `start`. With `cap`, rows above
+/// it stop pulling (a proved spec row needs no more); without, every row is pushed up.
+#[allow(clippy::too_many_arguments)]
+pub fn optimize_from(
+    graph: &Graph,
+    bounds: &Bounds,
+    input: &Interval,
+    start: ValueId,
+    a0: Tensor,
+    d: &Tensor,
+    alpha_init: Option<&HashMap<usize, Tensor>>,
+    splits: Option<&HashMap<usize, Tensor>>,
+    beta_init: Option<&HashMap<usize, Tensor>>,
+    opts: OptimizeOptions,
+    cap: Option<f64>,
+) -> Result<Optimized, BoundError> {
     let b = batch_of(bounds, input)?;
-    let s = c.dim(0)?;
+    let s = a0.dim(1)?;
+    // Only the nonlinear nodes the backward pass from `start` can reach.
+    let producer = graph
+        .nodes
+        .iter()
+        .position(|n| n.output == start)
+        .unwrap_or(graph.nodes.len());
     let mut alpha_vars: HashMap<usize, candle_core::Var> = HashMap::new();
     let mut beta_vars: HashMap<usize, (candle_core::Var, Tensor)> = HashMap::new();
     for (&idx, r) in &bounds.relax {
-        if r.unstable.is_none() {
+        if r.unstable.is_none() || idx > producer {
             continue;
         }
         let mut full = vec![b, s];
@@ -997,7 +1168,7 @@ pub fn optimize_spec(
             beta: if beta.is_empty() { None } else { Some(&beta) },
             record: true,
         };
-        let (lb, lin) = crown_spec(graph, bounds, input, c, d, &dual)?;
+        let (lb, lin) = crown_from(graph, bounds, input, start, a0.clone(), d, &dual)?;
         let lbd = lb.detach();
         best = Some(match best {
             Some(bst) => bst.maximum(&lbd)?,
@@ -1012,7 +1183,10 @@ pub fn optimize_spec(
         }
         // Rows already proved need no more work; push up the others (capped so that a proved
         // row does not dominate the step).
-        let loss = lb.clamp(-1e30, 1e-3)?.sum_all()?.neg()?;
+        let loss = match cap {
+            Some(cap) => lb.clamp(-1e30, cap)?.sum_all()?.neg()?,
+            None => lb.sum_all()?.neg()?,
+        };
         let grads = loss.backward()?;
         let t = (it + 1) as i32;
         let step = |key: (usize, bool),

@@ -401,6 +401,23 @@ fn prove_case(
     if graph.input_len() <= opts.input_split_max_dims {
         input_split(graph, spec, case, &c, &d, &groups, opts, deadline, stats)
     } else {
+        // Before splitting ReLUs, tighten every layer's bounds with its own optimised slopes
+        // (α-CROWN on the intermediate layers): costly once, but every sub-domain inherits it.
+        let (bounds, root) = if deadline.saturating_duration_since(Instant::now())
+            >= Duration::from_secs(15)
+        {
+            let tight =
+                crown::compute_bounds(graph, &input, Intermediate::Alpha { iterations: 6 })?;
+            let again =
+                crown::optimize_spec(graph, &tight, &input, &c, &d, None, None, None, root_opts)?;
+            let lbv = again.lower.to_vec2::<f64>()?.remove(0);
+            if refuted(&lbv, &groups) {
+                return Ok(CaseResult::Proved("alpha-crown"));
+            }
+            (tight, again)
+        } else {
+            (bounds, root)
+        };
         relu_split(
             graph, spec, case, &c, &d, &groups, &bounds, root, opts, deadline, stats,
         )
