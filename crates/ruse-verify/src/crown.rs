@@ -849,6 +849,17 @@ pub fn compute_bounds(
     input: &Interval,
     method: Intermediate,
 ) -> Result<Bounds, BoundError> {
+    compute_bounds_until(graph, input, method, None)
+}
+
+/// [`compute_bounds`], falling back from α-CROWN to CROWN for the remaining layers once
+/// `deadline` has passed.
+pub fn compute_bounds_until(
+    graph: &Graph,
+    input: &Interval,
+    method: Intermediate,
+    deadline: Option<std::time::Instant>,
+) -> Result<Bounds, BoundError> {
     // Interval bounds node by node, each nonlinearity's input first tightened by CROWN, so that
     // later intervals (and the rounding allowances computed from them) start from tight ones.
     let mut values = vec![None; graph.values.len()];
@@ -863,7 +874,12 @@ pub fn compute_bounds(
     let flat_hi = input.upper.reshape((b, ()))?;
     for (idx, node) in graph.nodes.iter().enumerate() {
         if is_nonlinear(&node.op) {
-            tighten_and_relax(graph, &mut bounds, idx, method, &flat_lo, &flat_hi)?;
+            let late = deadline.is_some_and(|t| std::time::Instant::now() >= t);
+            let m = match method {
+                Intermediate::Alpha { .. } if late => Intermediate::Crown,
+                m => m,
+            };
+            tighten_and_relax(graph, &mut bounds, idx, m, &flat_lo, &flat_hi, deadline)?;
         }
         let out = ibp_node(graph, node, &bounds.values, b)?;
         bounds.values[node.output] = Some(out);
@@ -881,6 +897,7 @@ fn tighten_and_relax(
     method: Intermediate,
     flat_lo: &Tensor,
     flat_hi: &Tensor,
+    deadline: Option<std::time::Instant>,
 ) -> Result<(), BoundError> {
     let node = &graph.nodes[idx];
     let b = flat_lo.dim(0)?;
@@ -931,6 +948,7 @@ fn tighten_and_relax(
                         let zero = Tensor::zeros(2 * k, DType::F64, &Device::Cpu)?;
                         let opts = OptimizeOptions {
                             iterations,
+                            deadline,
                             ..Default::default()
                         };
                         optimize_from(

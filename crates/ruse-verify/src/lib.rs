@@ -14,6 +14,7 @@ pub mod dense;
 pub mod falsify;
 pub mod ibp;
 mod sexp;
+pub mod smoothing;
 pub mod spec;
 pub mod verify;
 pub mod vnnlib;

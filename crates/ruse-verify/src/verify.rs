@@ -406,8 +406,14 @@ fn prove_case(
         let (bounds, root) = if deadline.saturating_duration_since(Instant::now())
             >= Duration::from_secs(15)
         {
-            let tight =
-                crown::compute_bounds(graph, &input, Intermediate::Alpha { iterations: 6 })?;
+            // At most a third of what is left goes to this.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let tight = crown::compute_bounds_until(
+                graph,
+                &input,
+                Intermediate::Alpha { iterations: 6 },
+                Some(Instant::now() + left / 3),
+            )?;
             let again =
                 crown::optimize_spec(graph, &tight, &input, &c, &d, None, None, None, root_opts)?;
             let lbv = again.lower.to_vec2::<f64>()?.remove(0);
