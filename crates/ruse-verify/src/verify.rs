@@ -704,70 +704,40 @@ fn relu_split(
             continue;
         }
         let b = kids.len();
-        let mut relax_map: HashMap<usize, Relaxation> = HashMap::new();
-        let mut alpha_init = HashMap::new();
-        let mut beta_init = HashMap::new();
-        let mut splits = HashMap::new();
-        for (k, &(idx, n)) in layers.iter().enumerate() {
-            let mut full = vec![b];
-            full.extend_from_slice(&shapes[k]);
-            let cat = |f: &dyn Fn(&Domain) -> &Vec<f64>| -> candle_core::Result<Tensor> {
-                let v: Vec<f64> = kids.iter().flat_map(|d| f(d).iter().copied()).collect();
-                Tensor::from_vec(v, full.clone(), &Device::Cpu)
-            };
-            let iv = Interval {
-                lower: cat(&|d| &d.lo[k])?,
-                upper: cat(&|d| &d.hi[k])?,
-            };
-            relax_map.insert(idx, crown::relax(&Op::Relu, &iv)?);
-            splits.insert(idx, cat(&|d| &d.sign[k])?);
-            let mut sfull = vec![b, s];
-            sfull.extend_from_slice(&shapes[k]);
-            let a: Vec<f64> = kids
-                .iter()
-                .flat_map(|d| d.alpha[k].iter().map(|&v| v as f64))
-                .collect();
-            alpha_init.insert(idx, Tensor::from_vec(a, sfull.clone(), &Device::Cpu)?);
-            let bt: Vec<f64> = kids
-                .iter()
-                .flat_map(|d| d.beta[k].iter().map(|&v| v as f64))
-                .collect();
-            beta_init.insert(idx, Tensor::from_vec(bt, sfull, &Device::Cpu)?);
-            let _ = n;
-        }
-        let bounds = Bounds {
-            // Root intervals (valid in every sub-domain) for the rules that read them.
-            values: root_bounds.values.clone(),
-            relax: relax_map,
-            allowance: root_bounds.allowance.clone(),
-        };
-        let opt = crown::optimize_spec(
-            graph,
-            &bounds,
-            &input,
-            c,
-            d,
-            Some(&alpha_init),
-            Some(&splits),
-            Some(&beta_init),
-            iters,
-        )?;
+        // Sub-batches bounded in parallel, one per thread (candle runs single-threaded here).
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = b.div_ceil(threads).max(1);
+        let parts = kids
+            .par_chunks(chunk)
+            .map(|part| {
+                bound_kids(
+                    graph,
+                    part,
+                    &layers,
+                    &shapes,
+                    s,
+                    root_bounds,
+                    &input,
+                    c,
+                    d,
+                    iters,
+                )
+            })
+            .collect::<Result<Vec<_>, VerifyError>>()?;
         stats.domains += b as u64;
-        let lb = opt.lower.to_vec2::<f64>()?;
-        let a_in = opt.a_in.to_vec3::<f64>()?;
-        let mut per_layer_alpha = Vec::new();
-        let mut per_layer_beta = Vec::new();
-        let mut per_layer_coeffs = Vec::new();
-        for &(idx, n) in &layers {
-            let get = |m: &HashMap<usize, Tensor>| -> candle_core::Result<Vec<f64>> {
-                match m.get(&idx) {
-                    Some(t) => flat(t),
-                    None => Ok(vec![0.0; b * s * n]),
-                }
-            };
-            per_layer_alpha.push(get(&opt.alpha)?);
-            per_layer_beta.push(get(&opt.beta)?);
-            per_layer_coeffs.push(get(&opt.relu_coeffs)?);
+        let mut lb = Vec::with_capacity(b);
+        let mut a_in = Vec::with_capacity(b);
+        let mut per_layer_alpha = vec![Vec::new(); layers.len()];
+        let mut per_layer_beta = vec![Vec::new(); layers.len()];
+        let mut per_layer_coeffs = vec![Vec::new(); layers.len()];
+        for p in parts {
+            lb.extend(p.lb);
+            a_in.extend(p.a_in);
+            for k in 0..layers.len() {
+                per_layer_alpha[k].extend_from_slice(&p.alpha[k]);
+                per_layer_beta[k].extend_from_slice(&p.beta[k]);
+                per_layer_coeffs[k].extend_from_slice(&p.coeffs[k]);
+            }
         }
         let mut points: Vec<f32> = Vec::new();
         let n_in = graph.input_len();
@@ -813,4 +783,102 @@ fn relu_split(
         ));
     }
     Ok(CaseResult::Proved("relu-split"))
+}
+
+/// Bounds of one sub-batch of ReLU-split domains.
+struct KidBounds {
+    lb: Vec<Vec<f64>>,
+    a_in: Vec<Vec<Vec<f64>>>,
+    alpha: Vec<Vec<f64>>,
+    beta: Vec<Vec<f64>>,
+    coeffs: Vec<Vec<f64>>,
+}
+
+/// β-CROWN bounds (α and β warm-started from the parents) for `kids`.
+#[allow(clippy::too_many_arguments)]
+fn bound_kids(
+    graph: &Graph,
+    kids: &[Domain],
+    layers: &[(usize, usize)],
+    shapes: &[Vec<usize>],
+    s: usize,
+    root_bounds: &Bounds,
+    input: &Interval,
+    c: &Tensor,
+    d: &Tensor,
+    iters: OptimizeOptions,
+) -> Result<KidBounds, VerifyError> {
+    let flat = |t: &Tensor| -> candle_core::Result<Vec<f64>> { t.flatten_all()?.to_vec1() };
+    let b = kids.len();
+    let mut relax_map: HashMap<usize, Relaxation> = HashMap::new();
+    let mut alpha_init = HashMap::new();
+    let mut beta_init = HashMap::new();
+    let mut splits = HashMap::new();
+    for (k, &(idx, n)) in layers.iter().enumerate() {
+        let mut full = vec![b];
+        full.extend_from_slice(&shapes[k]);
+        let cat = |f: &dyn Fn(&Domain) -> &Vec<f64>| -> candle_core::Result<Tensor> {
+            let v: Vec<f64> = kids.iter().flat_map(|d| f(d).iter().copied()).collect();
+            Tensor::from_vec(v, full.clone(), &Device::Cpu)
+        };
+        let iv = Interval {
+            lower: cat(&|d| &d.lo[k])?,
+            upper: cat(&|d| &d.hi[k])?,
+        };
+        relax_map.insert(idx, crown::relax(&Op::Relu, &iv)?);
+        splits.insert(idx, cat(&|d| &d.sign[k])?);
+        let mut sfull = vec![b, s];
+        sfull.extend_from_slice(&shapes[k]);
+        let a: Vec<f64> = kids
+            .iter()
+            .flat_map(|d| d.alpha[k].iter().map(|&v| v as f64))
+            .collect();
+        alpha_init.insert(idx, Tensor::from_vec(a, sfull.clone(), &Device::Cpu)?);
+        let bt: Vec<f64> = kids
+            .iter()
+            .flat_map(|d| d.beta[k].iter().map(|&v| v as f64))
+            .collect();
+        beta_init.insert(idx, Tensor::from_vec(bt, sfull, &Device::Cpu)?);
+        let _ = n;
+    }
+    let bounds = Bounds {
+        // Root intervals (valid in every sub-domain) for the rules that read them.
+        values: root_bounds.values.clone(),
+        relax: relax_map,
+        allowance: root_bounds.allowance.clone(),
+    };
+    let opt = crown::optimize_spec(
+        graph,
+        &bounds,
+        input,
+        c,
+        d,
+        Some(&alpha_init),
+        Some(&splits),
+        Some(&beta_init),
+        iters,
+    )?;
+    let lb = opt.lower.to_vec2::<f64>()?;
+    let a_in = opt.a_in.to_vec3::<f64>()?;
+    let mut per_layer_alpha = Vec::new();
+    let mut per_layer_beta = Vec::new();
+    let mut per_layer_coeffs = Vec::new();
+    for &(idx, n) in layers {
+        let get = |m: &HashMap<usize, Tensor>| -> candle_core::Result<Vec<f64>> {
+            match m.get(&idx) {
+                Some(t) => flat(t),
+                None => Ok(vec![0.0; b * s * n]),
+            }
+        };
+        per_layer_alpha.push(get(&opt.alpha)?);
+        per_layer_beta.push(get(&opt.beta)?);
+        per_layer_coeffs.push(get(&opt.relu_coeffs)?);
+    }
+    Ok(KidBounds {
+        lb,
+        a_in,
+        alpha: per_layer_alpha,
+        beta: per_layer_beta,
+        coeffs: per_layer_coeffs,
+    })
 }
