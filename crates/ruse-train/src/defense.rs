@@ -60,6 +60,15 @@ pub enum Defense {
         /// FGSM step size (the paper: 1.25 ε).
         alpha: f32,
     },
+    /// Certified training with interval bound propagation (Gowal et al. 2018): κ·CE(clean) +
+    /// (1 − κ)·CE(worst-case logits from the interval bounds of the margins), see
+    /// [`crate::certified`].
+    Ibp {
+        /// Radius of the L∞ ball.
+        eps: f32,
+        /// κ at the end of the ramp (κ goes from 1 down to it; the paper: 0.5).
+        kappa_end: f32,
+    },
 }
 
 impl Defense {
@@ -69,17 +78,19 @@ impl Defense {
             Defense::None => None,
             Defense::PgdAt { eps, .. }
             | Defense::Trades { eps, .. }
-            | Defense::FgsmAt { eps, .. } => Some(eps),
+            | Defense::FgsmAt { eps, .. }
+            | Defense::Ibp { eps, .. } => Some(eps),
         }
     }
 
-    /// The command-line name: none, pgd-at, trades, fgsm-at.
+    /// The command-line name: none, pgd-at, trades, fgsm-at, ibp.
     pub fn name(&self) -> &'static str {
         match self {
             Defense::None => "none",
             Defense::PgdAt { .. } => "pgd-at",
             Defense::Trades { .. } => "trades",
             Defense::FgsmAt { .. } => "fgsm-at",
+            Defense::Ibp { .. } => "ibp",
         }
     }
 
@@ -119,6 +130,11 @@ impl Defense {
                     return bad("α", alpha, "a finite number > 0");
                 }
             }
+            Defense::Ibp { kappa_end, .. } => {
+                if !(0.0..=1.0).contains(&kappa_end) {
+                    return bad("κ_end", kappa_end, "in [0, 1]");
+                }
+            }
         }
         if let Defense::Trades { beta, .. } = *self {
             if !(beta.is_finite() && beta >= 0.0) {
@@ -141,6 +157,7 @@ impl Defense {
                 *eps *= t;
                 *alpha *= t;
             }
+            Defense::Ibp { eps, .. } => *eps *= t,
         }
         d
     }
@@ -172,24 +189,33 @@ impl fmt::Display for Defense {
             Defense::FgsmAt { eps, alpha } => {
                 write!(f, "FGSM-AT (L∞ ε {eps}, random start, step α {alpha})")
             }
+            Defense::Ibp { eps, kappa_end } => {
+                write!(f, "IBP (L∞ ε {eps}, κ from 1 to {kappa_end})")
+            }
         }
     }
 }
 
-/// The ε-ramp factor in [0, 1] after `done` of epoch `epoch` (1-based, `done` in (0, 1]): linear
-/// from 0 to 1 over the first `ramp_epochs` epochs, then 1 (always 1 when `ramp_epochs` is 0).
-pub fn ramp_factor(ramp_epochs: usize, epoch: usize, done: f64) -> f32 {
+/// The ε-ramp factor in [0, 1] after `done` of epoch `epoch` (1-based, `done` in (0, 1]): 0 during
+/// the first `warmup_epochs` epochs, then linear from 0 to 1 over the next `ramp_epochs` epochs,
+/// then 1 (1 right after the warm-up when `ramp_epochs` is 0).
+pub fn ramp_factor(warmup_epochs: usize, ramp_epochs: usize, epoch: usize, done: f64) -> f32 {
+    let t = (epoch.saturating_sub(1)) as f64 + done - warmup_epochs as f64;
+    if t <= 0.0 && warmup_epochs > 0 {
+        return 0.0;
+    }
     if ramp_epochs == 0 {
         return 1.0;
     }
-    (((epoch.saturating_sub(1)) as f64 + done) / ramp_epochs as f64).clamp(0.0, 1.0) as f32
+    (t / ramp_epochs as f64).clamp(0.0, 1.0) as f32
 }
 
-/// The loss of one training batch under `defense` (already ramped): the logits of the inputs the
-/// model was trained on (adversarial ones under a defense; for TRADES x′), the loss and the
-/// parameter gradients.
+/// The loss of one training batch under `defense` (already ramped by `t`, the ramp factor, which
+/// also drives IBP's κ): the logits of the inputs the model was trained on (adversarial ones under
+/// an attack defense; for TRADES x′; clean ones under IBP), the loss and the parameter gradients.
 pub(crate) fn batch_loss(
     defense: &Defense,
+    t: f32,
     graph: &Graph,
     params: &[Tensor],
     x: &Tensor,
@@ -200,6 +226,14 @@ pub(crate) fn batch_loss(
     let inner = |eps, steps, step_size| Inner::new(graph, params, eps, steps, step_size);
     match *defense {
         Defense::None => Ok(graph.loss_and_gradients(params, x, ce, GradRequest::PARAMS)?),
+        Defense::Ibp { eps, kappa_end } => {
+            let kappa = crate::certified::kappa_at(kappa_end, t);
+            if kappa >= 1.0 || eps == 0.0 {
+                // Warm-up (or ε = 0): the robust term is the clean loss or has no weight.
+                return Ok(graph.loss_and_gradients(params, x, ce, GradRequest::PARAMS)?);
+            }
+            crate::certified::ibp_loss(graph, params, x, y, eps, kappa)
+        }
         Defense::PgdAt {
             eps,
             steps,
@@ -443,10 +477,15 @@ mod tests {
 
     #[test]
     fn the_ramp_is_linear_then_flat() {
-        assert_eq!(ramp_factor(0, 1, 0.01), 1.0);
-        assert!((ramp_factor(2, 1, 0.5) - 0.25).abs() < 1e-6);
-        assert!((ramp_factor(2, 2, 1.0) - 1.0).abs() < 1e-6);
-        assert_eq!(ramp_factor(2, 5, 0.3), 1.0);
+        assert_eq!(ramp_factor(0, 0, 1, 0.01), 1.0);
+        assert!((ramp_factor(0, 2, 1, 0.5) - 0.25).abs() < 1e-6);
+        assert!((ramp_factor(0, 2, 2, 1.0) - 1.0).abs() < 1e-6);
+        assert_eq!(ramp_factor(0, 2, 5, 0.3), 1.0);
+        // A warm-up epoch at 0, then the ramp.
+        assert_eq!(ramp_factor(1, 2, 1, 1.0), 0.0);
+        assert!((ramp_factor(1, 2, 2, 0.5) - 0.25).abs() < 1e-6);
+        assert_eq!(ramp_factor(1, 0, 1, 0.5), 0.0);
+        assert_eq!(ramp_factor(1, 0, 2, 0.1), 1.0);
         let d = Defense::FgsmAt {
             eps: 0.2,
             alpha: 0.25,
@@ -491,6 +530,14 @@ mod tests {
             Defense::FgsmAt {
                 eps: 0.3,
                 alpha: 0.0,
+            },
+            Defense::Ibp {
+                eps: 0.1,
+                kappa_end: 1.5,
+            },
+            Defense::Ibp {
+                eps: 0.1,
+                kappa_end: f32::NAN,
             },
         ] {
             let e = bad.validate().expect_err(&format!("{bad:?} accepted"));

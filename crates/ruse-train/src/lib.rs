@@ -1,7 +1,9 @@
 //! Training and evaluation loops over ruse graphs: plain and adversarial training (PGD-AT, TRADES,
-//! FGSM-AT), clean and PGD evaluation.
+//! FGSM-AT), certified
+//! training (IBP), clean, PGD and IBP-verified evaluation.
 
 pub mod batch;
+pub mod certified;
 pub mod checkpoint;
 pub mod defense;
 pub mod error;

@@ -42,8 +42,11 @@ pub struct TrainConfig {
     /// Epochs over which the defense's ε (and step sizes) grow linearly from 0 (0 = full ε at once).
     #[serde(default)]
     pub eps_ramp_epochs: usize,
-    /// Validation samples (the first ones) attacked with PGD after each epoch under a defense
-    /// (0 = no robust validation).
+    /// Epochs of clean training (ε = 0, κ = 1) before the ε ramp starts.
+    #[serde(default)]
+    pub warmup_epochs: usize,
+    /// Validation samples (the first ones) attacked with PGD after each epoch under a defense,
+    /// and under IBP training also checked with sound IBP (0 = no robust validation).
     #[serde(default = "default_val_attack_limit")]
     pub val_attack_limit: usize,
     /// Caller's settings (e.g. the CLI's data spec), stored verbatim in checkpoints.
@@ -65,6 +68,11 @@ impl TrainConfig {
         if self.eps_ramp_epochs > 0 && self.defense == Defense::None {
             return Err(TrainError::Config(
                 "an ε ramp needs a defense (there is no ε to ramp)".into(),
+            ));
+        }
+        if self.warmup_epochs > 0 && self.defense == Defense::None {
+            return Err(TrainError::Config(
+                "a warm-up needs a defense (plain training has nothing to warm up for)".into(),
             ));
         }
         if self.epochs == 0 || self.batch_size == 0 {
@@ -107,6 +115,10 @@ pub struct EpochStats {
     /// the first `val_attack_limit` validation samples, if any.
     #[serde(default)]
     pub val_robust_accuracy: Option<f64>,
+    /// Verified accuracy at the defense's full ε by sound IBP (ruse-verify) on the first
+    /// `val_attack_limit` validation samples, under certified training.
+    #[serde(default)]
+    pub val_verified_accuracy: Option<f64>,
     /// Learning rate at the end of the epoch.
     pub lr: f64,
     /// Wall time of the epoch in seconds.
@@ -215,13 +227,15 @@ pub fn train(
             for (v, &i) in vars.iter().zip(&trainable) {
                 params[i] = v.as_tensor().clone();
             }
-            defense = cfg.defense.scaled(ramp_factor(
+            let t = ramp_factor(
+                cfg.warmup_epochs,
                 cfg.eps_ramp_epochs,
                 epoch,
                 (bi + 1) as f64 / batches as f64,
-            ));
+            );
+            defense = cfg.defense.scaled(t);
             let mut rng = batch_rng(cfg.seed, epoch, bi);
-            let (logits, loss, grads) = batch_loss(&defense, graph, &params, &x, &y, &mut rng)?;
+            let (logits, loss, grads) = batch_loss(&defense, t, graph, &params, &x, &y, &mut rng)?;
             let lval: f32 = loss.to_scalar()?;
             if !lval.is_finite() {
                 return Err(TrainError::Diverged {
@@ -267,6 +281,12 @@ pub fn train(
             }
             _ => None,
         };
+        let val_verified_accuracy = match (&robust_val, &cfg.defense) {
+            (Some(v), Defense::Ibp { eps, .. }) => {
+                Some(crate::certified::verified_accuracy(graph, v, *eps, 250)?)
+            }
+            _ => None,
+        };
         let stats = EpochStats {
             epoch,
             loss: loss_sum / seen.max(1) as f64,
@@ -274,6 +294,7 @@ pub fn train(
             val_accuracy,
             train_eps: defense.eps().map(f64::from),
             val_robust_accuracy,
+            val_verified_accuracy,
             lr,
             seconds: t0.elapsed().as_secs_f64(),
         };

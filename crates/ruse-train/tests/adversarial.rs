@@ -55,6 +55,7 @@ fn config(defense: Defense, epochs: usize, seed: u64) -> TrainConfig {
         checkpoint: None,
         defense,
         eps_ramp_epochs: 0,
+        warmup_epochs: 0,
         val_attack_limit: 100,
         extra: serde_json::Value::Null,
     }

@@ -114,6 +114,7 @@ fn invalid_settings_are_rejected() {
         checkpoint: None,
         defense: Defense::None,
         eps_ramp_epochs: 0,
+        warmup_epochs: 0,
         val_attack_limit: 1000,
         extra: serde_json::Value::Null,
     };
@@ -199,6 +200,7 @@ fn checkpoint_round_trip_keeps_weights_and_state() {
                 beta: 6.0,
             },
             eps_ramp_epochs: 2,
+            warmup_epochs: 0,
             val_attack_limit: 100,
             extra: serde_json::json!({"data": "mnist:x"}),
         },
