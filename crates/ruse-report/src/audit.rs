@@ -107,3 +107,55 @@ pub struct AuditReport {
     /// Wall time in seconds.
     pub seconds: f64,
 }
+
+/// One model's row in a comparison (`ruse audit --compare`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelComparison {
+    /// The name given on the command line (`default`, a bundled name or a path).
+    pub name: String,
+    /// Where the model came from, as the single-model report's `model`.
+    pub source: String,
+    /// SHA-256 of the model file.
+    pub sha256: String,
+    /// Clean accuracy on the audited samples.
+    pub clean: f64,
+    /// Robust accuracy per ε (worst case over the suite; keys are ε as written).
+    pub robust: BTreeMap<String, f64>,
+    /// Certified accuracy per ε on the first `certified_n` samples (empty when not certified).
+    pub certified: BTreeMap<String, f64>,
+    /// Samples the certified accuracies are measured on.
+    pub certified_n: usize,
+    /// Honesty-check flags raised on this model.
+    pub warnings: Vec<Warning>,
+    /// Median minimal perturbation (DeepFool), for L2 and L∞ audits.
+    pub minimal_perturbation: Option<MinimalPerturbation>,
+    /// Audit wall time for this model in seconds (certification included).
+    pub seconds: f64,
+}
+
+/// Several models audited on the same data, radii, preset and seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonReport {
+    /// ruse version that produced it.
+    pub ruse_version: String,
+    /// Data spec.
+    pub data: String,
+    /// Samples audited.
+    pub n: usize,
+    /// Threat-model norm.
+    pub norm: String,
+    /// Radii, in the order given.
+    pub eps: Vec<f64>,
+    /// Attack preset.
+    pub preset: String,
+    /// Verifier used for the certified accuracies (`none`, `ibp` or `crown`).
+    pub certify_method: String,
+    /// One entry per model, in the order given.
+    pub models: Vec<ModelComparison>,
+    /// Settings needed to reproduce.
+    pub settings: BTreeMap<String, String>,
+    /// Seed.
+    pub seed: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}

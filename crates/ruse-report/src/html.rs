@@ -4,8 +4,8 @@ use std::io::Cursor;
 
 use base64::Engine;
 
-use crate::audit::{AuditReport, Example};
-use crate::svg::{accuracy_curve, trim};
+use crate::audit::{AuditReport, ComparisonReport, Example};
+use crate::svg::{accuracy_curve, accuracy_curves, trim};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -53,11 +53,13 @@ pub fn amplified_difference(clean: &[f32], adv: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}.warn{background:#fff3cd;border:1px solid #e0c36b;padding:8px 12px;margin:8px 0}.grid{display:flex;flex-wrap:wrap;gap:14px}.ex{border:1px solid #ddd;padding:6px;font-size:12px;text-align:center}.ex img{image-rendering:pixelated;margin:2px}code{background:#f4f4f4;padding:1px 4px}";
+
 /// Renders the whole report.
 pub fn render(r: &AuditReport, examples: &[Example], class_names: &[String], norm: &str) -> String {
     let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
     let mut h = String::from("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ruse audit</title><style>");
-    h += "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}.warn{background:#fff3cd;border:1px solid #e0c36b;padding:8px 12px;margin:8px 0}.grid{display:flex;flex-wrap:wrap;gap:14px}.ex{border:1px solid #ddd;padding:6px;font-size:12px;text-align:center}.ex img{image-rendering:pixelated;margin:2px}code{background:#f4f4f4;padding:1px 4px}";
+    h += STYLE;
     h += "</style></head><body>";
     h += &format!("<h1>ruse audit</h1><p>model <code>{}</code> (sha256 <code>{}</code>) on <code>{}</code>, {} samples, {norm} threat model, seed {}.</p>", esc(&r.model), &r.model_sha256[..r.model_sha256.len().min(16)], esc(&r.data), r.n, r.seed);
     h += "<h2>Report card</h2><table><tr><th class=\"l\">ε</th><th>robust accuracy</th>";
@@ -139,6 +141,123 @@ pub fn render(r: &AuditReport, examples: &[Example], class_names: &[String], nor
         for a in &e.attacks {
             h += &format!("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.2}%</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>", trim(e.eps), esc(&a.attack), a.new_successes, a.robust_accuracy * 100.0, a.forwards, a.gradients, a.seconds);
         }
+    }
+    h += "</table><h2>Reproduce</h2><table>";
+    for (k, v) in &r.settings {
+        h += &format!(
+            "<tr><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td></tr>",
+            esc(k),
+            esc(v)
+        );
+    }
+    h += &format!(
+        "</table><p>ruse {} · {:.1} s</p></body></html>\n",
+        esc(&r.ruse_version),
+        r.seconds
+    );
+    h
+}
+
+/// Renders a comparison of several models (`ruse audit --compare`): one column per model with
+/// clean, robust and certified accuracy per ε, one accuracy-vs-ε curve per model on the same
+/// axes, each model's honesty-check flags, and the settings.
+pub fn render_comparison(r: &ComparisonReport) -> String {
+    let mut h = String::from("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ruse audit: comparison</title><style>");
+    h += STYLE;
+    h += "</style></head><body>";
+    h += &format!(
+        "<h1>ruse audit: {} models compared</h1><p>data <code>{}</code>, {} samples, {} threat model, preset {}, seed {}; certified accuracy by {}.</p>",
+        r.models.len(),
+        esc(&r.data),
+        r.n,
+        esc(&r.norm),
+        esc(&r.preset),
+        r.seed,
+        esc(&r.certify_method)
+    );
+    h += "<h2>Report card</h2><table><tr><th class=\"l\"></th>";
+    for m in &r.models {
+        h += &format!(
+            "<th>{}<br><small><code>{}</code></small></th>",
+            esc(&m.name),
+            &m.sha256[..m.sha256.len().min(12)]
+        );
+    }
+    h += "</tr><tr><td class=\"l\">clean</td>";
+    for m in &r.models {
+        h += &format!("<td>{:.2}%</td>", m.clean * 100.0);
+    }
+    h += "</tr>";
+    let cell = |v: Option<&f64>| {
+        v.map(|v| format!("{:.2}%", v * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    for &e in &r.eps {
+        let k = trim(e);
+        h += &format!("<tr><td class=\"l\">robust at ε = {k}</td>");
+        for m in &r.models {
+            h += &format!("<td><b>{}</b></td>", cell(m.robust.get(&k)));
+        }
+        h += "</tr>";
+    }
+    if r.certify_method != "none" {
+        for &e in &r.eps {
+            let k = trim(e);
+            h += &format!("<tr><td class=\"l\">certified at ε = {k}</td>");
+            for m in &r.models {
+                h += &format!(
+                    "<td>{} <small>(of {})</small></td>",
+                    cell(m.certified.get(&k)),
+                    m.certified_n
+                );
+            }
+            h += "</tr>";
+        }
+    }
+    h += "<tr><td class=\"l\">honesty checks fired</td>";
+    for m in &r.models {
+        h += &format!("<td>{}</td>", m.warnings.len());
+    }
+    h += "</tr></table>";
+    h += "<h2>Robust accuracy vs ε</h2>";
+    let series: Vec<(String, Vec<(f64, f64)>)> = r
+        .models
+        .iter()
+        .map(|m| {
+            let mut pts = vec![(0.0, m.clean)];
+            pts.extend(
+                r.eps
+                    .iter()
+                    .filter_map(|&e| m.robust.get(&trim(e)).map(|&a| (e, a))),
+            );
+            (m.name.clone(), pts)
+        })
+        .collect();
+    h += &accuracy_curves(&series, &r.norm);
+    h += "<h2>Honesty checks</h2>";
+    for m in &r.models {
+        h += &format!("<h3>{}</h3>", esc(&m.name));
+        if m.warnings.is_empty() {
+            h += "<p>No check fired.</p>";
+        }
+        for w in &m.warnings {
+            h += &format!(
+                "<div class=\"warn\"><b>{}</b>: {}<br><small>evidence: {}</small></div>",
+                esc(&w.check),
+                esc(&w.message),
+                esc(&w.evidence)
+            );
+        }
+    }
+    h += "<h2>Models</h2><table><tr><th class=\"l\">name</th><th class=\"l\">source</th><th class=\"l\">sha256</th><th>seconds</th></tr>";
+    for m in &r.models {
+        h += &format!(
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\"><code>{}</code></td><td>{:.1}</td></tr>",
+            esc(&m.name),
+            esc(&m.source),
+            esc(&m.sha256),
+            m.seconds
+        );
     }
     h += "</table><h2>Reproduce</h2><table>";
     for (k, v) in &r.settings {

@@ -6,4 +6,7 @@ pub mod grid;
 pub mod html;
 pub mod svg;
 
-pub use audit::{AttackSummary, AuditReport, EpsResult, Example, MinimalPerturbation, Warning};
+pub use audit::{
+    AttackSummary, AuditReport, ComparisonReport, EpsResult, Example, MinimalPerturbation,
+    ModelComparison, Warning,
+};

@@ -213,6 +213,16 @@ pub struct AuditArgs {
     /// Directory for report.json and report.html.
     #[arg(long, default_value = "audit")]
     pub out: PathBuf,
+    /// Audit several models side by side on the same data, radii, preset and seed: each MODEL
+    /// is `default`, `mnist-pgdat` (bundled) or an ONNX file (instead of --model).
+    #[arg(long, num_args = 2.., value_name = "MODEL", conflicts_with = "model")]
+    pub compare: Vec<String>,
+    /// With --compare: verifier for the certified accuracy per ε (L∞ only): none, ibp or crown.
+    #[arg(long, default_value = "crown", value_name = "METHOD")]
+    pub certify_method: String,
+    /// With --compare: certify only the first N samples (certified accuracy is over those N).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub certify_limit: usize,
 }
 
 /// `ruse attack`.

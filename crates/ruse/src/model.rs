@@ -10,6 +10,17 @@ use crate::cli::{DataArgs, ModelArgs};
 /// The bundled default model: a cnn-pool trained by ruse on MNIST (see assets/models/README.md).
 pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
 
+/// Models bundled in the binary, by the name `--model` / `--compare` accept: (name, ONNX bytes,
+/// where it came from as reports print it). See assets/models/README.md for how each was trained.
+pub const BUNDLED_MODELS: &[(&str, &[u8], &str)] = &[
+    ("default", DEFAULT_MODEL, "default (bundled mnist cnn-pool)"),
+    (
+        "mnist-pgdat",
+        include_bytes!("../../../assets/models/mnist-pgdat.onnx"),
+        "mnist-pgdat (bundled PGD-AT mnist cnn-small, ε = 0.3)",
+    ),
+];
+
 /// A loaded model with where it came from.
 pub struct LoadedModel {
     /// The graph.
@@ -40,16 +51,20 @@ pub fn parse_domain(s: &str) -> Result<(f32, f32)> {
     Ok((lo, hi))
 }
 
-/// Loads `--model` (a file or `default`) and applies `--input-domain`.
+/// Loads `--model` (a file, `default` or another bundled name) and applies `--input-domain`.
 pub fn load_model(args: &ModelArgs) -> Result<LoadedModel> {
-    let (bytes, source) = if args.model == "default" {
-        (
-            DEFAULT_MODEL.to_vec(),
-            "default (bundled mnist cnn-pool)".to_string(),
-        )
+    let bundled = BUNDLED_MODELS.iter().find(|b| b.0 == args.model);
+    let (bytes, source) = if let Some((_, bytes, source)) = bundled {
+        (bytes.to_vec(), source.to_string())
     } else {
-        let b = std::fs::read(&args.model)
-            .with_context(|| format!("cannot read model file '{}'", args.model))?;
+        let b = std::fs::read(&args.model).with_context(|| {
+            let names: Vec<&str> = BUNDLED_MODELS.iter().map(|b| b.0).collect();
+            format!(
+                "cannot read model file '{}' (bundled models: {})",
+                args.model,
+                names.join(", ")
+            )
+        })?;
         (b, args.model.clone())
     };
     let mut graph = ruse_graph::import::import_onnx(&bytes, std::path::Path::new(&source))?;

@@ -1,7 +1,7 @@
 //! `ruse audit`: robust accuracy under an attack suite per ε, honesty checks, report files.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
@@ -13,10 +13,16 @@ use ruse_attack::model::argmax_rows;
 use ruse_attack::pgd::Pgd;
 use ruse_attack::suite::{Suite, SuiteSettings};
 use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
-use ruse_report::{AttackSummary, AuditReport, EpsResult, Example, MinimalPerturbation, Warning};
+use ruse_data::Dataset;
+use ruse_report::{
+    AttackSummary, AuditReport, ComparisonReport, EpsResult, Example, MinimalPerturbation,
+    ModelComparison, Warning,
+};
+use ruse_verify::{Method, Spec, Verdict};
 
-use crate::cli::AuditArgs;
-use crate::model::load_for_attack;
+use super::verify::{options as verify_options, recheck};
+use crate::cli::{AuditArgs, ModelArgs};
+use crate::model::{load_for_attack, LoadedModel};
 use crate::progress::bar;
 
 /// Correctly classified samples searched for minimal perturbations.
@@ -129,14 +135,46 @@ fn pre_checks(
     Ok(w)
 }
 
-/// Runs the audit.
+/// Runs the audit (of one model, or with `--compare` of several side by side).
 pub fn run(a: AuditArgs) -> Result<()> {
-    let t0 = Instant::now();
     anyhow::ensure!(a.batch_size >= 1, "--batch-size must be ≥ 1");
     let norm: Norm = a.norm.parse()?;
     let eps = parse_eps(&a.eps)?;
     let suite = Suite::preset(&a.preset, norm)?;
+    if !a.compare.is_empty() {
+        return run_compare(&a, norm, &eps, &suite);
+    }
     let (m, data) = load_for_attack(&a.model, &a.data)?;
+    let (report, examples) = audit_model(&a, &m, &data, norm, &eps, &suite)?;
+    print_card(&report);
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let json_path = a.out.join("report.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let html_path = a.out.join("report.html");
+    let html = ruse_report::html::render(&report, &examples, &data.class_names, &norm.to_string());
+    std::fs::write(&html_path, html)
+        .with_context(|| format!("cannot write {}", html_path.display()))?;
+    println!(
+        "\nwrote {} and {}",
+        json_path.display(),
+        html_path.display()
+    );
+    Ok(())
+}
+
+/// Audits one loaded model on loaded data: honesty checks, clean accuracy, minimal perturbations,
+/// the suite at every ε; returns the report and a few adversarial examples for the image grid.
+fn audit_model(
+    a: &AuditArgs,
+    m: &LoadedModel,
+    data: &Dataset,
+    norm: Norm,
+    eps: &[f64],
+    suite: &Suite,
+) -> Result<(AuditReport, Vec<Example>)> {
+    let t0 = Instant::now();
     let g = &m.graph;
     let model = Model::new(g)?;
     let threats = eps
@@ -200,7 +238,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
     let mut results = Vec::new();
     let mut examples = Vec::new();
     let d = model.input_len();
-    for (t, &eps_value) in threats.iter().zip(&eps) {
+    for (t, &eps_value) in threats.iter().zip(eps) {
         let pb = bar(
             (suite.attacks.len() * y.len()) as u64,
             &format!("ε={}", t.eps),
@@ -282,6 +320,35 @@ pub fn run(a: AuditArgs) -> Result<()> {
             });
         }
     }
+    let settings = settings(a, norm, suite, g.input_domain);
+    let report = AuditReport {
+        ruse_version: env!("CARGO_PKG_VERSION").into(),
+        model: m.source.clone(),
+        model_sha256: m.sha256.clone(),
+        data: a.data.data.clone(),
+        n: y.len(),
+        clean_accuracy,
+        robust_accuracy: results
+            .iter()
+            .map(|r| (ruse_report::svg::trim(r.eps), r.robust_accuracy))
+            .collect(),
+        results,
+        minimal_perturbation,
+        warnings,
+        settings,
+        seed: a.seed,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok((report, examples))
+}
+
+/// The settings that reproduce an audit, for the report.
+fn settings(
+    a: &AuditArgs,
+    norm: Norm,
+    suite: &Suite,
+    input_domain: (f32, f32),
+) -> BTreeMap<String, String> {
     let mut settings = BTreeMap::new();
     settings.insert(
         "command".into(),
@@ -308,34 +375,81 @@ pub fn run(a: AuditArgs) -> Result<()> {
     );
     settings.insert("batch_size".into(), a.batch_size.to_string());
     settings.insert("threads".into(), rayon::current_num_threads().to_string());
-    settings.insert("input_domain".into(), format!("{:?}", g.input_domain));
-    let report = AuditReport {
+    settings.insert("input_domain".into(), format!("{input_domain:?}"));
+    settings
+}
+
+/// `--compare`: every model audited on the same data, radii, preset and seed (each model's own
+/// honesty checks included), certified accuracy per ε on the first `--certify-limit` samples,
+/// then one card with a column per model and report.json / report.html with the comparison.
+fn run_compare(a: &AuditArgs, norm: Norm, eps: &[f64], suite: &Suite) -> Result<()> {
+    let t0 = Instant::now();
+    let method = match a.certify_method.to_ascii_lowercase().as_str() {
+        "none" => None,
+        "ibp" => Some(Method::Ibp),
+        "crown" => Some(Method::Crown),
+        other => bail!("--certify-method: unknown method '{other}' (expected none, ibp or crown)"),
+    };
+    if method.is_some() && norm != Norm::Linf {
+        bail!("certified accuracy is computed for L∞ audits only; add --certify-method none for {norm}");
+    }
+    let mut loaded = Vec::new();
+    for name in &a.compare {
+        let args = ModelArgs {
+            model: name.clone(),
+            input_domain: a.model.input_domain.clone(),
+        };
+        let (m, data) = load_for_attack(&args, &a.data)
+            .with_context(|| format!("--compare: model '{name}'"))?;
+        loaded.push((name.clone(), m, data));
+    }
+    let mut models = Vec::new();
+    for (name, m, data) in &loaded {
+        let t1 = Instant::now();
+        let (report, _) = audit_model(a, m, data, norm, eps, suite)?;
+        let (certified, certified_n) = match method {
+            Some(method) => certified_accuracy(m, data, eps, method, a.certify_limit, a.seed)?,
+            None => (BTreeMap::new(), 0),
+        };
+        models.push(ModelComparison {
+            name: name.clone(),
+            source: report.model,
+            sha256: report.model_sha256,
+            clean: report.clean_accuracy,
+            robust: report.robust_accuracy,
+            certified,
+            certified_n,
+            warnings: report.warnings,
+            minimal_perturbation: report.minimal_perturbation,
+            seconds: t1.elapsed().as_secs_f64(),
+        });
+    }
+    let (_, first, data) = &loaded[0];
+    let mut settings = settings(a, norm, suite, first.graph.input_domain);
+    settings.insert("certify_method".into(), a.certify_method.clone());
+    settings.insert("certify_limit".into(), a.certify_limit.to_string());
+    settings.insert("certify_timeout_s".into(), CERTIFY_TIMEOUT_S.to_string());
+    let report = ComparisonReport {
         ruse_version: env!("CARGO_PKG_VERSION").into(),
-        model: m.source.clone(),
-        model_sha256: m.sha256.clone(),
         data: a.data.data.clone(),
-        n: y.len(),
-        clean_accuracy,
-        robust_accuracy: results
-            .iter()
-            .map(|r| (ruse_report::svg::trim(r.eps), r.robust_accuracy))
-            .collect(),
-        results,
-        minimal_perturbation,
-        warnings,
+        n: data.len(),
+        norm: norm.to_string(),
+        eps: eps.to_vec(),
+        preset: a.preset.clone(),
+        certify_method: a.certify_method.to_ascii_lowercase(),
+        models,
         settings,
         seed: a.seed,
         seconds: t0.elapsed().as_secs_f64(),
     };
-    print_card(&report);
+    print_comparison(&report);
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let json_path = a.out.join("report.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     let html_path = a.out.join("report.html");
-    let html = ruse_report::html::render(&report, &examples, &data.class_names, &norm.to_string());
-    std::fs::write(&html_path, html)
+    std::fs::write(&html_path, ruse_report::html::render_comparison(&report))
         .with_context(|| format!("cannot write {}", html_path.display()))?;
     println!(
         "\nwrote {} and {}",
@@ -343,6 +457,132 @@ pub fn run(a: AuditArgs) -> Result<()> {
         html_path.display()
     );
     Ok(())
+}
+
+/// Per-sample budget of the verifier in `--compare` (CROWN answers in well under it).
+const CERTIFY_TIMEOUT_S: f64 = 2.0;
+
+/// Certified accuracy per ε (keys as in the report) on the first `limit` samples: the share
+/// that are classified correctly and proved robust (unsat) in their L∞ ε-ball, as `ruse certify`
+/// counts it; returns the map and the number of samples it is measured on.
+fn certified_accuracy(
+    m: &LoadedModel,
+    data: &Dataset,
+    eps: &[f64],
+    method: Method,
+    limit: usize,
+    seed: u64,
+) -> Result<(BTreeMap<String, f64>, usize)> {
+    let g = &m.graph;
+    let model = Model::new(g)?;
+    let (k, d) = (model.classes(), model.input_len());
+    let n = data.len().min(limit);
+    if n == 0 {
+        return Ok((BTreeMap::new(), 0));
+    }
+    let preds = argmax_rows(&model.logits(&data.images[..n * d])?, k);
+    let correct: Vec<usize> = (0..n).filter(|&i| preds[i] == data.labels[i]).collect();
+    let domain = (g.input_domain.0 as f64, g.input_domain.1 as f64);
+    let opts = verify_options(method, Duration::from_secs_f64(CERTIFY_TIMEOUT_S), seed);
+    let mut out = BTreeMap::new();
+    for &e in eps {
+        let pb = bar(correct.len() as u64, &format!("certify ε={e}"));
+        let mut certified = 0;
+        for &i in &correct {
+            let x: Vec<f64> = data.image(i).iter().map(|&v| v as f64).collect();
+            let spec = Spec::robustness(&x, e, data.labels[i], k, domain)
+                .with_context(|| format!("sample {i}: cannot build the robustness property"))?;
+            let o = ruse_verify::verify(g, &spec, &opts)
+                .with_context(|| format!("cannot verify sample {i} at ε = {e}"))?;
+            if recheck(g, &spec, &o)?.verdict == Verdict::Unsat {
+                certified += 1;
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        out.insert(ruse_report::svg::trim(e), certified as f64 / n as f64);
+    }
+    Ok((out, n))
+}
+
+/// The comparison card: one column per model.
+fn print_comparison(r: &ComparisonReport) {
+    println!("data      {} ({} samples)", r.data, r.n);
+    for m in &r.models {
+        println!(
+            "model     {}: {} (sha256 {})",
+            m.name,
+            m.source,
+            &m.sha256[..m.sha256.len().min(12)]
+        );
+    }
+    println!();
+    let short = |s: &str| {
+        let s = std::path::Path::new(s)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| s.to_string());
+        s.chars().take(18).collect::<String>()
+    };
+    print!("{:<22}", "");
+    for m in &r.models {
+        print!(" {:>18}", short(&m.name));
+    }
+    println!();
+    let row = |label: String, vals: Vec<String>| {
+        print!("{label:<22}");
+        for v in vals {
+            print!(" {v:>18}");
+        }
+        println!();
+    };
+    let pct = |v: Option<&f64>| {
+        v.map(|v| format!("{:.2}%", v * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    row(
+        "clean".into(),
+        r.models.iter().map(|m| pct(Some(&m.clean))).collect(),
+    );
+    for &e in &r.eps {
+        let k = ruse_report::svg::trim(e);
+        row(
+            format!("robust ε = {k}"),
+            r.models.iter().map(|m| pct(m.robust.get(&k))).collect(),
+        );
+    }
+    if r.certify_method != "none" {
+        for &e in &r.eps {
+            let k = ruse_report::svg::trim(e);
+            row(
+                format!("certified ε = {k}"),
+                r.models.iter().map(|m| pct(m.certified.get(&k))).collect(),
+            );
+        }
+    }
+    row(
+        "honesty checks fired".into(),
+        r.models
+            .iter()
+            .map(|m| m.warnings.len().to_string())
+            .collect(),
+    );
+    if r.certify_method != "none" {
+        let n = r.models.first().map(|m| m.certified_n).unwrap_or(0);
+        println!(
+            "\ncertified: correctly classified and proved robust by {} (timeout {CERTIFY_TIMEOUT_S} s) on the first {n} samples; robust: worst case over the {} suite",
+            r.certify_method, r.preset
+        );
+    }
+    for m in &r.models {
+        for w in &m.warnings {
+            println!(
+                "\nWARNING [{}] {}: {}\n  evidence: {}",
+                m.name, w.check, w.message, w.evidence
+            );
+        }
+    }
+    println!("\n({:.1} s)", r.seconds);
 }
 
 fn print_card(r: &AuditReport) {
