@@ -37,7 +37,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Run a VNN-COMP benchmark folder (instances.csv) and compare with its reference verdicts.
     Vnncomp(VnncompArgs),
-    /// Certified accuracy: the share of samples proved robust within an L∞ ε-ball.
+    /// Certified accuracy: the share of samples proved robust within an L∞ ε-ball, or (with
+    /// --smoothing) within certified L2 radii of the Gaussian-smoothed classifier.
     Certify(CertifyArgs),
 }
 
@@ -326,19 +327,54 @@ pub struct CertifyArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// L∞ radii, comma-separated, in input units.
-    #[arg(long, required = true, value_name = "E[,E2…]")]
-    pub eps: String,
+    /// L∞ radii, comma-separated, in input units (not with --smoothing).
+    #[arg(
+        long,
+        required_unless_present = "smoothing",
+        conflicts_with = "smoothing",
+        value_name = "E[,E2…]"
+    )]
+    pub eps: Option<String>,
     /// Strongest method: ibp, crown, alpha (α-CROWN) or bab.
     #[arg(long, default_value = "crown")]
     pub method: String,
     /// Wall-clock budget per sample and ε, in seconds.
     #[arg(long, default_value_t = 10.0, value_name = "S")]
     pub timeout: f64,
-    /// Seed of the falsifier's random starts.
+    /// Seed of the falsifier's random starts (with --smoothing: of the noise).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
 }
+    /// Randomized smoothing (Cohen et al. 2019) with Gaussian noise of standard deviation SIGMA:
+    /// certified L2 radii of the smoothed classifier instead of L∞ proofs.
+    #[arg(
+        long,
+        value_name = "SIGMA",
+        allow_negative_numbers = true,
+        conflicts_with_all = ["method", "timeout"]
+    )]
+    pub smoothing: Option<f64>,
+    /// Smoothing: noisy samples that select the top class [default: 100].
+    #[arg(long, requires = "smoothing")]
+    pub n0: Option<usize>,
+    /// Smoothing: noisy samples that estimate its probability [default: 10000].
+    #[arg(long, requires = "smoothing")]
+    pub n: Option<usize>,
+    /// Smoothing: failure probability of each certificate [default: 0.001].
+    #[arg(long, allow_negative_numbers = true, requires = "smoothing")]
+    pub alpha: Option<f64>,
+    /// Smoothing: L2 radii at which certified accuracy is reported, comma-separated
+    /// [default: 0,0.25,0.5,0.75,1.0].
+    #[arg(
+        long,
+        value_name = "R[,R2…]",
+        allow_hyphen_values = true,
+        requires = "smoothing"
+    )]
+    pub radii: Option<String>,
+    /// Smoothing: noisy samples per forward pass (only changes speed and memory) [default: 500].
+    #[arg(long, requires = "smoothing")]
+    pub batch_size: Option<usize>,
