@@ -64,7 +64,7 @@ impl SmoothingOptions {
             n0: 100,
             n: 100_000,
             alpha: 0.001,
-            batch_size: 500,
+            batch_size: 250,
         }
     }
 

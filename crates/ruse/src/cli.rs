@@ -375,6 +375,6 @@ pub struct CertifyArgs {
         requires = "smoothing"
     )]
     pub radii: Option<String>,
-    /// Smoothing: noisy samples per forward pass (only changes speed and memory) [default: 500].
+    /// Smoothing: noisy samples per forward pass (only changes speed and memory) [default: 250].
     #[arg(long, requires = "smoothing")]
     pub batch_size: Option<usize>,

@@ -240,7 +240,7 @@ fn run_smoothing(a: CertifyArgs, sigma: f64) -> Result<()> {
         n0: a.n0.unwrap_or(100),
         n: a.n.unwrap_or(10_000),
         alpha: a.alpha.unwrap_or(0.001),
-        batch_size: a.batch_size.unwrap_or(500),
+        batch_size: a.batch_size.unwrap_or(250),
     };
     if opts.n0 == 0 {
         bail!("--n0 must be at least 1");
