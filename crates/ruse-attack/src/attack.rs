@@ -187,6 +187,24 @@ impl<'a> Tracker<'a> {
     }
 }
 
+/// Whether the logits `row` of a sample with true `label` reach the goal (a wrong class, or
+/// `target`) by a margin that survives re-evaluation: the winning score beats every other by
+/// 1e-4·max(1, max|z|). Minimal-perturbation attacks end right at the decision boundary, where a
+/// forward pass over a different batch (other rounding) can flip a razor-thin decision.
+pub fn clearly_reached(row: &[f32], label: usize, target: Option<usize>) -> bool {
+    let tol = 1e-4 * row.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let best_except = |skip: usize| {
+        row.iter()
+            .enumerate()
+            .filter(|(j, _)| *j != skip)
+            .fold(f32::NEG_INFINITY, |m, (_, v)| m.max(*v))
+    };
+    match target {
+        Some(t) => row[t] - best_except(t) > tol,
+        None => best_except(label) - row[label] > tol,
+    }
+}
+
 /// The ascent direction of a gradient under a norm: sign (L∞), unit L2, or sparse top-1% (L1).
 pub fn steepest(g: &[f32], norm: crate::threat::Norm) -> Vec<f32> {
     use crate::threat::Norm;

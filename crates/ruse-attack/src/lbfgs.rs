@@ -19,7 +19,7 @@ use candle_core::{Tensor, D};
 use rand_chacha::ChaCha8Rng;
 use ruse_graph::loss::{cross_entropy_per_sample, one_hot};
 
-use crate::attack::{gather_rows, Attack, AttackOutcome, Goal, Tracker};
+use crate::attack::{clearly_reached, gather_rows, Attack, AttackOutcome, Goal, Tracker};
 use crate::deepfool::MinimalPerturbation;
 use crate::error::{AttackError, Result};
 use crate::model::{argmax_rows, Model};
@@ -165,6 +165,12 @@ impl Lbfgs {
         }
         let k = model.classes();
         let b = labels.len();
+        let goal = match targets {
+            Some(t) => Goal::Targeted(t.to_vec()),
+            None => Goal::Untargeted,
+        };
+        // Validates sizes, labels and targets.
+        Tracker::new(x, labels, &goal, model.input_len(), k)?;
         let reached = |i: usize, p: usize| match targets {
             Some(t) => p == t[i],
             None => p != labels[i],
@@ -254,7 +260,6 @@ impl Lbfgs {
             let ts: Option<Vec<usize>> = targets.map(|t| who.iter().map(|&j| t[idx[j]]).collect());
             let (logits, loss, mut g) =
                 model.objective_grad(pts, |z| loss_rows(z, &ys, ts.as_deref()))?;
-            let preds = argmax_rows(&logits, k);
             let mut f = Vec::with_capacity(who.len());
             for (r, &j) in who.iter().enumerate() {
                 let i = idx[j];
@@ -268,10 +273,11 @@ impl Lbfgs {
                 for ((gv, a), b) in g[r * d..(r + 1) * d].iter_mut().zip(p).zip(x0[j]) {
                     *gv += (2.0 * c[i] * (a - b) as f64) as f32;
                 }
-                let ok = match targets {
-                    Some(t) => preds[r] == t[i],
-                    None => preds[r] != labels[i],
-                };
+                let ok = clearly_reached(
+                    &logits[r * k..(r + 1) * k],
+                    labels[i],
+                    targets.map(|t| t[i]),
+                );
                 if ok {
                     found[j] = true;
                     let norm = n2.sqrt() as f32;
@@ -337,6 +343,7 @@ impl Lbfgs {
                 break;
             }
             // Projected Armijo backtracking, all pending samples in lockstep.
+            let mut failed = Vec::new();
             for _ in 0..20 {
                 if pending.is_empty() {
                     break;
@@ -380,7 +387,7 @@ impl Lbfgs {
                     } else {
                         step[j] *= 0.5;
                         if step[j] < 1e-10 {
-                            st[j].running = false;
+                            failed.push(j);
                         } else {
                             retry.push(j);
                         }
@@ -388,9 +395,15 @@ impl Lbfgs {
                 }
                 pending = retry;
             }
-            // Samples whose line search never succeeded stop here.
-            for j in pending {
-                st[j].running = false;
+            // A failed line search drops the curvature pairs (the next direction is the projected
+            // gradient); failing with the gradient itself means no progress is left to make.
+            for j in failed.into_iter().chain(pending) {
+                if st[j].s.is_empty() {
+                    st[j].running = false;
+                } else {
+                    st[j].s.clear();
+                    st[j].y.clear();
+                }
             }
         }
         Ok(found)

@@ -5,6 +5,7 @@
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use ruse_attack::attack::clearly_reached;
 use ruse_attack::deepfool::{DeepFool, MinimalPerturbation};
 use ruse_attack::fab::{project_onto_hyperplane, Fab};
 use ruse_attack::lbfgs::Lbfgs;
@@ -66,7 +67,9 @@ fn check_successes(
 ) {
     let (adv, success, norms) = (&m.adv, &m.success, &m.norms);
     let d = model.input_len();
-    let preds = argmax_rows(&model.logits(adv).unwrap(), model.classes());
+    let k = model.classes();
+    let logits = model.logits(adv).unwrap();
+    let preds = argmax_rows(&logits, k);
     for i in 0..y.len() {
         if !success[i] {
             continue;
@@ -77,6 +80,13 @@ fn check_successes(
                 preds[i], y[i],
                 "sample {i}: claimed success not misclassified"
             ),
+        }
+        // Not decided by a hair: the same verdict survives another batch's rounding.
+        if preds[i] != y[i] {
+            assert!(
+                clearly_reached(&logits[i * k..(i + 1) * k], y[i], targets.map(|t| t[i])),
+                "sample {i}: adversarial by a razor-thin margin"
+            );
         }
         let a = &adv[i * d..(i + 1) * d];
         assert!(
@@ -505,6 +515,19 @@ fn lbfgs_untargeted_is_not_worse_than_its_targeted_form() {
         l_med <= d_med * 1.25,
         "L-BFGS median {l_med} vs DeepFool {d_med}"
     );
+}
+
+#[test]
+fn a_clear_margin_is_relative_to_the_logits() {
+    // Untargeted: the best wrong class must beat the label by 1e-4·max(1, max|z|).
+    assert!(clearly_reached(&[1.0, 1.01, 0.0], 0, None));
+    assert!(!clearly_reached(&[1.0, 1.00001, 0.0], 0, None));
+    assert!(!clearly_reached(&[2.0, 1.0, 0.0], 0, None));
+    assert!(!clearly_reached(&[100.0, 100.005, 0.0], 0, None));
+    assert!(clearly_reached(&[100.0, 100.05, 0.0], 0, None));
+    // Targeted: the target must beat every other class.
+    assert!(clearly_reached(&[1.0, 0.5, 1.1], 0, Some(2)));
+    assert!(!clearly_reached(&[1.0, 1.2, 1.1], 0, Some(2)));
 }
 
 #[test]
