@@ -348,7 +348,6 @@ pub struct CertifyArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-}
     /// Randomized smoothing (Cohen et al. 2019) with Gaussian noise of standard deviation SIGMA:
     /// certified L2 radii of the smoothed classifier instead of L∞ proofs.
     #[arg(
@@ -379,3 +378,4 @@ pub struct CertifyArgs {
     /// Smoothing: noisy samples per forward pass (only changes speed and memory) [default: 250].
     #[arg(long, requires = "smoothing")]
     pub batch_size: Option<usize>,
+}
