@@ -129,3 +129,34 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_curve_per_series_with_a_legend_only_when_named() {
+        let one = accuracy_curve(&[(0.0, 0.99), (0.1, 0.7), (0.3, 0.0)], "linf");
+        assert_eq!(one.matches("<polyline").count(), 1);
+        assert_eq!(
+            one.matches("<line x1=\"56\" x2=\"80\"").count(),
+            0,
+            "no legend"
+        );
+        let two = accuracy_curves(
+            &[
+                ("default".into(), vec![(0.0, 0.99), (0.3, 0.0)]),
+                (
+                    "<pgd-at>".into(),
+                    vec![(0.0, 0.98), (0.1, 0.95), (0.3, 0.84)],
+                ),
+            ],
+            "linf",
+        );
+        assert_eq!(two.matches("<polyline").count(), 2);
+        assert!(two.contains("&lt;pgd-at&gt;") && !two.contains("<pgd-at>"));
+        assert!(two.contains("#c0392b") && two.contains("#2471a3"));
+        // The ε ticks are the union of the series' radii, each once.
+        assert_eq!(two.matches(">0.1</text>").count(), 1);
+    }
+}
