@@ -1,5 +1,5 @@
 //! Certified training: IBP (Gowal et al. 2018, "On the Effectiveness of Interval Bound
-//! Propagation for Training Verifiably Robust Models").
+//! Propagation for Training Verifiably Robust Models") and CROWN-IBP (Zhang et al. 2020).
 //!
 //! A differentiable interval forward pass over the ruse graph in f32, with the trainable
 //! parameters as candle `Var`s: the same op dispatch as [`Graph::forward_with`], on (lower, upper)
@@ -11,8 +11,12 @@
 //! ε-ball ∩ the input domain (m̲_y = 0): the worst-case logits. The ε ramp and κ schedule come from
 //! the trainer's ramp factor t ∈ [0, 1]: ε·t and κ = 1 − t·(1 − κ_end).
 //!
+//! CROWN-IBP (Zhang et al. 2020) replaces the margin bounds by β·CROWN + (1 − β)·IBP, the CROWN
+//! part one backward linear-relaxation pass from the margins with every ReLU relaxed on its IBP
+//! bounds ([`crown_ibp_margins`]); β goes from 1 to 0 with the ramp.
+//!
 //! These bounds are for training only (f32, not widened for rounding); verified accuracy is
-//! measured with ruse-verify's sound f64 IBP ([`verified_accuracy`]).
+//! measured with ruse-verify's sound f64 bounds ([`verified_accuracy`]).
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use ruse_data::Dataset;
@@ -330,8 +334,9 @@ fn one_hot(y: &Tensor, k: usize) -> candle_core::Result<Tensor> {
     Tensor::from_vec(v, (ys.len(), k), &Device::Cpu)
 }
 
-/// IBP loss of one batch: κ·CE(clean) + (1 − κ)·CE(worst-case logits), its clean logits and the
-/// parameter gradients (candle autodiff through both passes; `params` hold the `Var`s).
+/// IBP / CROWN-IBP loss of one batch: κ·CE(clean) + (1 − κ)·CE(worst-case logits), its clean
+/// logits and the parameter gradients (candle autodiff through both passes; `params` hold the
+/// `Var`s). The margin bounds are β·CROWN-IBP + (1 − β)·IBP (`beta` = 0: IBP alone).
 pub(crate) fn ibp_loss(
     graph: &Graph,
     params: &[Tensor],
@@ -339,11 +344,17 @@ pub(crate) fn ibp_loss(
     y: &Tensor,
     eps: f32,
     kappa: f32,
+    beta: f32,
 ) -> Result<(Tensor, Tensor, Gradients)> {
     let logits = graph.forward_with(params, x)?;
     let mut loss = (cross_entropy(&logits, y)? * kappa as f64)?;
     if kappa < 1.0 {
-        let m = margin_lower_bounds(graph, params, input_box(graph, x, eps)?, y)?;
+        let input = input_box(graph, x, eps)?;
+        let mut m = margin_lower_bounds(graph, params, input.clone(), y)?;
+        if beta > 0.0 {
+            let mc = crown_ibp_margins(graph, params, input, y)?;
+            m = ((mc * beta as f64)? + (m * (1.0 - beta) as f64)?)?;
+        }
         let robust = cross_entropy(&m.neg()?, y)?;
         loss = (loss + (robust * (1.0 - kappa) as f64)?)?;
     }
@@ -368,20 +379,25 @@ pub fn kappa_at(kappa_end: f32, t: f32) -> f32 {
     1.0 - t * (1.0 - kappa_end)
 }
 
-/// Verified accuracy at L∞ radius `eps` by ruse-verify's sound f64 IBP: a sample counts when it
-/// is classified correctly and the lower bound of z_y exceeds the upper bound of every other z_j
-/// over the ε-ball ∩ the input domain.
+/// Verified accuracy at L∞ radius `eps` by ruse-verify's sound f64 bounds: a sample counts when
+/// it is classified correctly and every margin z_y − z_j is proved positive over the ε-ball ∩ the
+/// input domain, by interval bounds of the output (IBP) or, for the samples IBP leaves open, by
+/// one CROWN pass on the margins with interval intermediate bounds (CROWN-IBP; this also covers
+/// what the folded last layer of the training bound proves).
 pub fn verified_accuracy(
     graph: &Graph,
     data: &Dataset,
     eps: f32,
     batch_size: usize,
 ) -> Result<f64> {
+    use ruse_verify::crown::{compute_bounds, crown_spec, Dual, Intermediate};
     use ruse_verify::ibp::{ibp_batch, Interval};
     check_fit(graph, data)?;
     if data.is_empty() {
         return Ok(0.0);
     }
+    let verr =
+        |e: ruse_verify::ibp::BoundError| TrainError::Config(format!("verified validation: {e}"));
     let (dlo, dhi) = graph.input_domain;
     let k = graph.output_len();
     let idx: Vec<usize> = (0..data.len()).collect();
@@ -394,20 +410,52 @@ pub fn verified_accuracy(
             lower: (&x - eps as f64)?.clamp(dlo as f64, dhi as f64)?,
             upper: (&x + eps as f64)?.clamp(dlo as f64, dhi as f64)?,
         };
-        let vals = ibp_batch(graph, input)
-            .map_err(|e| TrainError::Config(format!("verified validation: {e}")))?;
+        let vals = ibp_batch(graph, input.clone()).map_err(verr)?;
         let out = vals[graph.output]
             .as_ref()
             .ok_or_else(|| TrainError::Config("IBP did not reach the output".into()))?;
         let lo: Vec<f64> = out.lower.flatten_all()?.to_vec1()?;
         let hi: Vec<f64> = out.upper.flatten_all()?.to_vec1()?;
         let ys: Vec<u32> = y.to_vec1()?;
+        // Correct but not proved by IBP, grouped by label (one specification per label).
+        let mut open: Vec<Vec<usize>> = vec![Vec::new(); k];
         for (i, &yi) in ys.iter().enumerate() {
             let yi = yi as usize;
-            let ly = lo[i * k + yi];
-            if pred[i] as usize == yi && (0..k).all(|j| j == yi || ly > hi[i * k + j]) {
-                ok += 1;
+            if pred[i] as usize != yi {
+                continue;
             }
+            let ly = lo[i * k + yi];
+            if (0..k).all(|j| j == yi || ly > hi[i * k + j]) {
+                ok += 1;
+            } else {
+                open[yi].push(i);
+            }
+        }
+        for (label, rows) in open.iter().enumerate() {
+            if rows.is_empty() || k < 2 {
+                continue;
+            }
+            let sel = Tensor::from_vec(
+                rows.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                rows.len(),
+                &Device::Cpu,
+            )?;
+            let sub = Interval {
+                lower: input.lower.index_select(&sel, 0)?,
+                upper: input.upper.index_select(&sel, 0)?,
+            };
+            let mut c = vec![0f64; (k - 1) * k];
+            for (r, j) in (0..k).filter(|&j| j != label).enumerate() {
+                c[r * k + label] = 1.0;
+                c[r * k + j] = -1.0;
+            }
+            let c = Tensor::from_vec(c, (k - 1, k), &Device::Cpu)?;
+            let d = Tensor::zeros(k - 1, DType::F64, &Device::Cpu)?;
+            let bounds = compute_bounds(graph, &sub, Intermediate::Ibp).map_err(verr)?;
+            let (lb, _) =
+                crown_spec(graph, &bounds, &sub, &c, &d, &Dual::default()).map_err(verr)?;
+            let lb: Vec<Vec<f64>> = lb.to_vec2()?;
+            ok += lb.iter().filter(|r| r.iter().all(|&v| v > 0.0)).count();
         }
     }
     Ok(ok as f64 / data.len() as f64)
@@ -423,4 +471,263 @@ pub fn with_vars(graph: &Graph) -> Result<(Vec<Tensor>, Vec<Var>)> {
         vars.push(v);
     }
     Ok((params, vars))
+}
+
+/// CROWN-IBP (Zhang et al. 2020, "Towards Stable and Efficient Training of Verifiably Robust
+/// Neural Networks"): lower bounds `[B, K]` of the margins z_y − z_j over `input` by one CROWN
+/// backward pass from the specification C = e_y − e_j, with every ReLU relaxed on its interval
+/// (IBP) bounds: upper line the chord u/(u − l)·(x − l), lower line slope 1 when u ≥ −l else 0.
+/// Differentiable in `params` (through the weights and through the IBP bounds).
+pub fn crown_ibp_margins(
+    graph: &Graph,
+    params: &[Tensor],
+    input: Bounds,
+    y: &Tensor,
+) -> Result<Tensor> {
+    let vals = walk(graph, params, input.clone(), None)?;
+    let k = graph.output_len();
+    let b = y.dim(0)?;
+    // C: [B, K, K], row j = e_y − e_j.
+    let eye = Tensor::eye(k, DType::F32, &Device::Cpu)?;
+    let ey = one_hot(y, k)?.unsqueeze(1)?; // [B, 1, K]
+    let c = ey.broadcast_sub(&eye.unsqueeze(0)?)?; // [B, K, K]
+    let mut out_shape = vec![b, k];
+    out_shape.extend_from_slice(&graph.values[graph.output].shape);
+    let mut coeff: Vec<Option<Tensor>> = vec![None; graph.values.len()];
+    coeff[graph.output] = Some(c.reshape(out_shape)?);
+    let mut bias = Tensor::zeros((b, k), DType::F32, &Device::Cpu)?;
+    for node in graph.nodes.iter().rev() {
+        let Some(a) = coeff[node.output].take() else {
+            continue;
+        };
+        let contrib = crown_node(graph, node, params, &vals, &a).map_err(|e| match e {
+            TrainError::Tensor(t) => TrainError::Config(format!(
+                "CROWN-IBP: node '{}' ({}): {t}",
+                node.name,
+                node.op.onnx_type()
+            )),
+            e => e,
+        })?;
+        bias = (bias + contrib.bias)?;
+        for (v, av) in contrib.inputs {
+            coeff[v] = Some(match coeff[v].take() {
+                Some(prev) => (prev + av)?,
+                None => av,
+            });
+        }
+    }
+    let a_in = coeff[ruse_graph::INPUT]
+        .take()
+        .ok_or_else(|| TrainError::Config("CROWN-IBP: the input is not reached".into()))?
+        .reshape((b, k, ()))?;
+    let (c, r) = input.mid_rad()?;
+    let c = c.reshape((b, (), 1))?;
+    let r = r.reshape((b, (), 1))?;
+    let lo = (a_in.matmul(&c)? - a_in.abs()?.matmul(&r)?)?.squeeze(2)?;
+    Ok((lo + bias)?)
+}
+
+/// What one node's backward rule hands to its inputs: coefficients per input value, and the
+/// constant it adds (`[B, S]`).
+struct Contrib {
+    inputs: Vec<(usize, Tensor)>,
+    bias: Tensor,
+}
+
+/// Σ over the non-(B, S) axes of `a * t` (t broadcast against a's trailing axes).
+fn dot_rest(a: &Tensor, t: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, s) = (a.dim(0)?, a.dim(1)?);
+    a.broadcast_mul(t)?.reshape((b, s, ()))?.sum(2)
+}
+
+fn crown_node(
+    graph: &Graph,
+    node: &Node,
+    params: &[Tensor],
+    vals: &[Option<Bounds>],
+    a: &Tensor,
+) -> Result<Contrib> {
+    let dims = a.dims().to_vec();
+    let (b, s) = (dims[0], dims[1]);
+    let zero = || Tensor::zeros((b, s), DType::F32, &Device::Cpu);
+    let value = |i: usize| match node.inputs.get(i) {
+        Some(Operand::Value(v)) => Some(*v),
+        _ => None,
+    };
+    let param = |i: usize| match node.inputs.get(i) {
+        Some(Operand::Param(p)) => Some(params[*p].clone()),
+        _ => None,
+    };
+    let in_shape = |v: usize| -> Vec<usize> {
+        let mut sh = vec![b, s];
+        sh.extend_from_slice(&graph.values[v].shape);
+        sh
+    };
+    let need = |what: &str| {
+        TrainError::Config(format!(
+            "CROWN-IBP: node '{}' ({}): {what}",
+            node.name,
+            node.op.onnx_type()
+        ))
+    };
+    let x = value(0).ok_or_else(|| need("the first operand must be a run-time value"))?;
+    Ok(match &node.op {
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_b,
+        } => {
+            let w = param(1).ok_or_else(|| need("constant weights"))?;
+            let w = if *trans_b { w } else { w.t()? }; // [K, n]
+            let w = (w * *alpha as f64)?;
+            let a2 = a.reshape((b * s, ()))?;
+            let ax = a2.matmul(&w)?.reshape(in_shape(x))?;
+            let bias = match param(2) {
+                Some(c) => {
+                    let c = (c.flatten_all()? * *beta as f64)?;
+                    a2.matmul(&c.unsqueeze(1)?)?.reshape((b, s))?
+                }
+                None => zero()?,
+            };
+            Contrib {
+                inputs: vec![(x, ax)],
+                bias,
+            }
+        }
+        Op::MatMul => {
+            let w = param(1).ok_or_else(|| need("a constant right operand"))?;
+            if w.rank() != 2 || graph.values[x].shape.len() != 1 {
+                return Err(need("only vector × matrix products are supported"));
+            }
+            let ax = a
+                .reshape((b * s, ()))?
+                .matmul(&w.t()?)?
+                .reshape(in_shape(x))?;
+            Contrib {
+                inputs: vec![(x, ax)],
+                bias: zero()?,
+            }
+        }
+        Op::Conv(attrs) => {
+            let w = param(1).ok_or_else(|| need("constant weights"))?;
+            let [pt, pl, pb, pr] = attrs.pads;
+            if attrs.groups != 1 || pt != pb || pl != pr || pt != pl {
+                return Err(need("grouped or asymmetric-padding convolutions"));
+            }
+            if attrs.stride[0] != attrs.stride[1] || attrs.dilation[0] != attrs.dilation[1] {
+                return Err(need("unequal strides or dilations"));
+            }
+            let (st, dl) = (attrs.stride[0], attrs.dilation[0]);
+            let ish = &graph.values[x].shape; // [Ci, Hi, Wi]
+            let osh = &graph.values[node.output].shape; // [Co, Ho, Wo]
+            let kh = w.dim(2)?;
+            let full = (osh[1] - 1) * st + dl * (kh - 1) + 1;
+            let out_pad = (ish[1] + 2 * pt).checked_sub(full).unwrap_or(usize::MAX);
+            let full_w = (osh[2] - 1) * st + dl * (w.dim(3)? - 1) + 1;
+            let out_pad_w = (ish[2] + 2 * pl).checked_sub(full_w).unwrap_or(usize::MAX);
+            if out_pad != out_pad_w || out_pad >= st.max(1) {
+                return Err(need("this convolution geometry"));
+            }
+            let a2 = a.reshape((b * s, osh[0], osh[1], osh[2]))?;
+            let ax = a2
+                .conv_transpose2d(&w, pt, out_pad, st, dl)?
+                .reshape(in_shape(x))?;
+            let bias = match param(2) {
+                Some(c) => dot_rest(a, &c.reshape((osh[0], 1, 1))?)?,
+                None => zero()?,
+            };
+            Contrib {
+                inputs: vec![(x, ax)],
+                bias,
+            }
+        }
+        Op::Add | Op::Sub => {
+            let sign = if matches!(node.op, Op::Sub) { -1.0 } else { 1.0 };
+            let mut inputs = vec![];
+            let mut bias = zero()?;
+            for (i, sg) in [(0usize, 1.0f64), (1, sign)] {
+                match node.inputs[i] {
+                    Operand::Value(v) => inputs.push((v, (a * sg)?.reshape(in_shape(v))?)),
+                    Operand::Param(p) => {
+                        bias = (bias + (dot_rest(a, &params[p])? * sg)?)?;
+                    }
+                }
+            }
+            // A broadcast value operand would need its coefficients summed; refuse it.
+            for (v, _) in &inputs {
+                if graph.values[*v].shape != graph.values[node.output].shape {
+                    return Err(need("broadcasting between run-time values"));
+                }
+            }
+            Contrib { inputs, bias }
+        }
+        Op::Mul | Op::Div => {
+            let k = param(1).ok_or_else(|| need("a constant second operand"))?;
+            let ax = if matches!(node.op, Op::Mul) {
+                a.broadcast_mul(&k)?
+            } else {
+                a.broadcast_div(&k)?
+            };
+            if ax.dims() != in_shape(x).as_slice() {
+                return Err(need("a constant that broadcasts the value"));
+            }
+            Contrib {
+                inputs: vec![(x, ax)],
+                bias: zero()?,
+            }
+        }
+        Op::BatchNorm { epsilon } => {
+            let p: Vec<Tensor> = (1..5)
+                .map(|i| param(i).ok_or_else(|| need("constant statistics")))
+                .collect::<Result<_>>()?;
+            let kk = p[0].div(&(&p[3] + *epsilon as f64)?.sqrt()?)?;
+            let bb = p[1].sub(&p[2].mul(&kk)?)?;
+            let mut shape = vec![kk.elem_count()];
+            shape.extend(std::iter::repeat_n(1, graph.values[x].shape.len() - 1));
+            let (kk, bb) = (kk.reshape(shape.clone())?, bb.reshape(shape)?);
+            Contrib {
+                inputs: vec![(x, a.broadcast_mul(&kk)?)],
+                bias: dot_rest(a, &bb)?,
+            }
+        }
+        Op::Relu => {
+            let iv = vals[x].as_ref().ok_or_else(|| need("bounds of the input"))?;
+            let (l, u) = (iv.lower.unsqueeze(1)?, iv.upper.unsqueeze(1)?); // [B, 1, …]
+            let zl = l.zeros_like()?;
+            let active = l.ge(&zl)?.to_dtype(DType::F32)?;
+            let unstable = l.lt(&zl)?.mul(&u.gt(&zl)?)?.to_dtype(DType::F32)?;
+            let width = (&u - &l)?.maximum(1e-12)?;
+            let k = (u.div(&width)? * &unstable)?;
+            let up_slope = (&active + &k)?;
+            let up_icpt = (l.neg()? * &k)?;
+            let low_slope =
+                (&active + u.ge(&l.neg()?)?.to_dtype(DType::F32)?.mul(&unstable)?)?;
+            let pos = a.relu()?;
+            let neg = a.minimum(0.0)?;
+            let ax = (pos.broadcast_mul(&low_slope)? + neg.broadcast_mul(&up_slope)?)?;
+            Contrib {
+                inputs: vec![(x, ax)],
+                bias: dot_rest(&neg, &up_icpt)?,
+            }
+        }
+        Op::Reshape { .. } | Op::Identity => Contrib {
+            inputs: vec![(x, a.reshape(in_shape(x))?)],
+            bias: zero()?,
+        },
+        Op::GlobalAveragePool => {
+            let sh = in_shape(x);
+            let n: usize = sh[3..].iter().product();
+            let ax = (a.broadcast_as(sh.as_slice())? / n as f64)?.contiguous()?;
+            Contrib {
+                inputs: vec![(x, ax)],
+                bias: zero()?,
+            }
+        }
+        _ => {
+            return Err(need(
+                "no backward rule (CROWN-IBP supports Conv, Gemm, MatMul, Add/Sub/Mul/Div by \
+                 constants, Relu, Reshape/Flatten, BatchNorm, GlobalAveragePool); use --defense ibp",
+            ))
+        }
+    })
 }

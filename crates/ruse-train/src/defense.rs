@@ -69,6 +69,14 @@ pub enum Defense {
         /// κ at the end of the ramp (κ goes from 1 down to it; the paper: 0.5).
         kappa_end: f32,
     },
+    /// CROWN-IBP (Zhang et al. 2020): as IBP, with the margin bounds β·CROWN-IBP + (1 − β)·IBP,
+    /// β going from 1 to 0 over the ε ramp.
+    CrownIbp {
+        /// Radius of the L∞ ball.
+        eps: f32,
+        /// κ at the end of the ramp.
+        kappa_end: f32,
+    },
 }
 
 impl Defense {
@@ -79,11 +87,12 @@ impl Defense {
             Defense::PgdAt { eps, .. }
             | Defense::Trades { eps, .. }
             | Defense::FgsmAt { eps, .. }
-            | Defense::Ibp { eps, .. } => Some(eps),
+            | Defense::Ibp { eps, .. }
+            | Defense::CrownIbp { eps, .. } => Some(eps),
         }
     }
 
-    /// The command-line name: none, pgd-at, trades, fgsm-at, ibp.
+    /// The command-line name: none, pgd-at, trades, fgsm-at, ibp, crown-ibp.
     pub fn name(&self) -> &'static str {
         match self {
             Defense::None => "none",
@@ -91,6 +100,7 @@ impl Defense {
             Defense::Trades { .. } => "trades",
             Defense::FgsmAt { .. } => "fgsm-at",
             Defense::Ibp { .. } => "ibp",
+            Defense::CrownIbp { .. } => "crown-ibp",
         }
     }
 
@@ -130,7 +140,7 @@ impl Defense {
                     return bad("α", alpha, "a finite number > 0");
                 }
             }
-            Defense::Ibp { kappa_end, .. } => {
+            Defense::Ibp { kappa_end, .. } | Defense::CrownIbp { kappa_end, .. } => {
                 if !(0.0..=1.0).contains(&kappa_end) {
                     return bad("κ_end", kappa_end, "in [0, 1]");
                 }
@@ -157,7 +167,7 @@ impl Defense {
                 *eps *= t;
                 *alpha *= t;
             }
-            Defense::Ibp { eps, .. } => *eps *= t,
+            Defense::Ibp { eps, .. } | Defense::CrownIbp { eps, .. } => *eps *= t,
         }
         d
     }
@@ -192,6 +202,10 @@ impl fmt::Display for Defense {
             Defense::Ibp { eps, kappa_end } => {
                 write!(f, "IBP (L∞ ε {eps}, κ from 1 to {kappa_end})")
             }
+            Defense::CrownIbp { eps, kappa_end } => write!(
+                f,
+                "CROWN-IBP (L∞ ε {eps}, κ from 1 to {kappa_end}, β from 1 to 0)"
+            ),
         }
     }
 }
@@ -226,13 +240,17 @@ pub(crate) fn batch_loss(
     let inner = |eps, steps, step_size| Inner::new(graph, params, eps, steps, step_size);
     match *defense {
         Defense::None => Ok(graph.loss_and_gradients(params, x, ce, GradRequest::PARAMS)?),
-        Defense::Ibp { eps, kappa_end } => {
+        Defense::Ibp { eps, kappa_end } | Defense::CrownIbp { eps, kappa_end } => {
             let kappa = crate::certified::kappa_at(kappa_end, t);
             if kappa >= 1.0 || eps == 0.0 {
                 // Warm-up (or ε = 0): the robust term is the clean loss or has no weight.
                 return Ok(graph.loss_and_gradients(params, x, ce, GradRequest::PARAMS)?);
             }
-            crate::certified::ibp_loss(graph, params, x, y, eps, kappa)
+            let beta = match defense {
+                Defense::CrownIbp { .. } => 1.0 - t,
+                _ => 0.0,
+            };
+            crate::certified::ibp_loss(graph, params, x, y, eps, kappa, beta)
         }
         Defense::PgdAt {
             eps,

@@ -115,8 +115,9 @@ pub struct EpochStats {
     /// the first `val_attack_limit` validation samples, if any.
     #[serde(default)]
     pub val_robust_accuracy: Option<f64>,
-    /// Verified accuracy at the defense's full ε by sound IBP (ruse-verify) on the first
-    /// `val_attack_limit` validation samples, under certified training.
+    /// Verified accuracy at the defense's full ε on the first `val_attack_limit` validation
+    /// samples under certified training: proved by ruse-verify's sound IBP, or else by its CROWN
+    /// pass with interval intermediate bounds (see [`crate::certified::verified_accuracy`]).
     #[serde(default)]
     pub val_verified_accuracy: Option<f64>,
     /// Learning rate at the end of the epoch.
@@ -282,7 +283,7 @@ pub fn train(
             _ => None,
         };
         let val_verified_accuracy = match (&robust_val, &cfg.defense) {
-            (Some(v), Defense::Ibp { eps, .. }) => {
+            (Some(v), Defense::Ibp { eps, .. } | Defense::CrownIbp { eps, .. }) => {
                 Some(crate::certified::verified_accuracy(graph, v, *eps, 250)?)
             }
             _ => None,

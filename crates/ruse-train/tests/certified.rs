@@ -7,7 +7,9 @@ use rand::{Rng, SeedableRng};
 use ruse_data::{bundled_mnist_test, Dataset};
 use ruse_graph::zoo::{build, Arch, ZooSpec};
 use ruse_graph::Graph;
-use ruse_train::certified::{input_box, margin_lower_bounds, output_bounds, verified_accuracy};
+use ruse_train::certified::{
+    crown_ibp_margins, input_box, margin_lower_bounds, output_bounds, verified_accuracy,
+};
 use ruse_train::train::NoProgress;
 use ruse_train::{train, Defense, LrSchedule, OptimizerKind, TrainConfig, TrainReport};
 
@@ -140,6 +142,60 @@ fn training_bounds_equal_ruse_verify_ibp_up_to_rounding() {
     }
 }
 
+#[test]
+fn crown_ibp_bounds_are_sound_tighter_than_ibp_and_equal_ruse_verify() {
+    use ruse_verify::crown::{compute_bounds, crown_spec, Dual, Intermediate};
+    use ruse_verify::ibp::Interval;
+    for arch in [Arch::CnnSmall, Arch::Mlp] {
+        let g = model(arch, 7);
+        let p = g.param_tensors();
+        let (n, eps) = (3, 0.01f32);
+        let (x, y, ys) = batch(n);
+        let mc = flat(&crown_ibp_margins(&g, &p, input_box(&g, &x, eps).unwrap(), &y).unwrap());
+        let mi = flat(&margin_lower_bounds(&g, &p, input_box(&g, &x, eps).unwrap(), &y).unwrap());
+        let x0 = flat(&x);
+        let z = flat(&g.forward(&x).unwrap());
+        let mut tighter = 0;
+        for (s, &yi) in ys.iter().enumerate() {
+            let c = &x0[s * 784..(s + 1) * 784];
+            let l: Vec<f64> = c.iter().map(|&v| (v - eps).max(0.0) as f64).collect();
+            let u: Vec<f64> = c.iter().map(|&v| (v + eps).min(1.0) as f64).collect();
+            let dev = Device::Cpu;
+            let input = Interval {
+                lower: Tensor::from_vec(l, (1, 1, 28, 28), &dev).unwrap(),
+                upper: Tensor::from_vec(u, (1, 1, 28, 28), &dev).unwrap(),
+            };
+            let bounds = compute_bounds(&g, &input, Intermediate::Ibp).unwrap();
+            let mut cm = vec![0f64; 100];
+            for j in 0..10 {
+                cm[j * 10 + yi as usize] += 1.0;
+                cm[j * 10 + j] -= 1.0;
+            }
+            let cm = Tensor::from_vec(cm, (10, 10), &dev).unwrap();
+            let d = Tensor::zeros(10, candle_core::DType::F64, &dev).unwrap();
+            let (lb, _) = crown_spec(&g, &bounds, &input, &cm, &d, &Dual::default()).unwrap();
+            let lb: Vec<f64> = lb.flatten_all().unwrap().to_vec1().unwrap();
+            for j in 0..10 {
+                let ours = mc[s * 10 + j] as f64;
+                // ruse-verify widens every layer by its f32 rounding allowance (larger for the
+                // MLP's 784-wide first layer), so its sound bound sits slightly below.
+                let tol = 5e-3 * (1.0 + lb[j].abs());
+                assert!(
+                    (ours - lb[j]).abs() <= tol && lb[j] <= ours + 1e-5,
+                    "{arch}: sample {s}, class {j}: CROWN-IBP {ours} vs ruse-verify {}",
+                    lb[j]
+                );
+                let margin = z[s * 10 + yi as usize] - z[s * 10 + j];
+                assert!(mc[s * 10 + j] <= margin + 1e-4 * (1.0 + margin.abs()));
+                if mc[s * 10 + j] > mi[s * 10 + j] + 1e-3 {
+                    tighter += 1;
+                }
+            }
+        }
+        assert!(tighter > 0, "{arch}: CROWN-IBP never beats IBP");
+    }
+}
+
 fn config(defense: Defense, epochs: usize, seed: u64) -> TrainConfig {
     TrainConfig {
         epochs,
@@ -227,6 +283,31 @@ fn ibp_training_is_seeded() {
     assert!(weights(&a) == weights(&b), "same seed, different model");
     let (c, _) = run(Arch::CnnSmall, &config(Defense::None, 1, 3), &tr, None);
     assert!(weights(&a) != weights(&c), "IBP training changed nothing");
+    // CROWN-IBP (β = 1 − t over a 2-epoch ramp: CROWN bounds in play) is seeded too, and differs.
+    let crown = TrainConfig {
+        eps_ramp_epochs: 2,
+        ..config(
+            Defense::CrownIbp {
+                eps: 0.1,
+                kappa_end: 0.5,
+            },
+            1,
+            3,
+        )
+    };
+    let (d1, r) = run(Arch::CnnSmall, &crown, &tr, None);
+    let (d2, _) = run(Arch::CnnSmall, &crown, &tr, None);
+    assert!(
+        weights(&d1) == weights(&d2),
+        "CROWN-IBP: same seed, different model"
+    );
+    assert!(r.history[0].loss.is_finite());
+    let ramped_ibp = TrainConfig {
+        defense: ibp,
+        ..crown.clone()
+    };
+    let (e, _) = run(Arch::CnnSmall, &ramped_ibp, &tr, None);
+    assert!(weights(&d1) != weights(&e), "CROWN-IBP trains as IBP does");
 }
 
 #[test]

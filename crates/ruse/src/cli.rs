@@ -130,7 +130,8 @@ pub struct TrainArgs {
     /// Do not write checkpoints.
     #[arg(long)]
     pub no_checkpoint: bool,
-    /// Adversarial training: none, pgd-at (Madry et al.), trades (Zhang et al.) or fgsm-at (Wong et al., random start).
+    /// Adversarial training: none, pgd-at (Madry et al.), trades (Zhang et al.) or fgsm-at (Wong et al., random start);
+    /// certified training: ibp (Gowal et al.) or crown-ibp (Zhang et al.).
     #[arg(long, value_name = "DEFENSE")]
     pub defense: Option<String>,
     /// L∞ radius of the training attack, in input units (required with a defense; e.g. 0.3 for MNIST).
@@ -151,6 +152,12 @@ pub struct TrainArgs {
     /// Grow ε (and the step size) linearly from 0 over the first EPOCHS epochs (default 0: full ε at once).
     #[arg(long, value_name = "EPOCHS")]
     pub eps_ramp: Option<usize>,
+    /// Train clean (ε = 0) for the first EPOCHS epochs before the ε ramp starts (default 0).
+    #[arg(long, value_name = "EPOCHS")]
+    pub warmup: Option<usize>,
+    /// ibp, crown-ibp: κ at the end of the ramp, the weight of the clean loss (κ goes from 1 down to it; default 0.5).
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    pub kappa_end: Option<f32>,
     /// Under a defense: validation samples attacked with PGD-10 at ε after each epoch (default 1000; 0 = off).
     #[arg(long)]
     pub val_attack_limit: Option<usize>,

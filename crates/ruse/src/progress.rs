@@ -48,13 +48,17 @@ impl Progress for TrainBars {
             .val_robust_accuracy
             .map(|v| format!("  val PGD-{VAL_PGD_STEPS} {:.2}%", v * 100.0))
             .unwrap_or_default();
+        let verified = s
+            .val_verified_accuracy
+            .map(|v| format!("  val verified {:.2}%", v * 100.0))
+            .unwrap_or_default();
         // Under a defense the training accuracy is measured on the adversarial inputs.
         let (train, eps) = match s.train_eps {
             Some(e) => ("adv train acc", format!("  ε {e:.3}")),
             None => ("train acc", String::new()),
         };
         eprintln!(
-            "epoch {:>3}  loss {:.4}  {train} {:.2}%{val}{robust}{eps}  lr {:.2e}  {:.1}s",
+            "epoch {:>3}  loss {:.4}  {train} {:.2}%{val}{robust}{verified}{eps}  lr {:.2e}  {:.1}s",
             s.epoch,
             s.loss,
             s.train_accuracy * 100.0,

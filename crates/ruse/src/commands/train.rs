@@ -72,14 +72,16 @@ fn defense_flags(a: &TrainArgs) -> Vec<&'static str> {
         ("--no-random-start", a.no_random_start),
         ("--trades-beta", a.trades_beta.is_some()),
         ("--eps-ramp", a.eps_ramp.is_some()),
+        ("--warmup", a.warmup.is_some()),
+        ("--kappa-end", a.kappa_end.is_some()),
     ]
     .into_iter()
     .filter_map(|(f, given)| given.then_some(f))
     .collect()
 }
 
-/// The defense and ε ramp of a fresh run, from `--defense` and its settings.
-fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize)> {
+/// The defense, ε ramp and warm-up of a fresh run, from `--defense` and its settings.
+fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize, usize)> {
     let name = a.defense.as_deref().unwrap_or("none");
     let only = |flag: &str, given: bool, which: &str| -> Result<()> {
         if given {
@@ -95,14 +97,16 @@ fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize)> {
             .collect();
         if !flags.is_empty() {
             bail!(
-                "{} only apply to adversarial training, which --defense none turns off; add --defense pgd-at, trades or fgsm-at",
+                "{} only apply to adversarial or certified training, which --defense none turns off; add --defense pgd-at, trades, fgsm-at or ibp",
                 flags.join(", ")
             );
         }
-        return Ok((Defense::None, 0));
+        return Ok((Defense::None, 0, 0));
     }
-    if !["pgd-at", "trades", "fgsm-at"].contains(&name) {
-        bail!("unknown defense '{name}'; choose one of: none, pgd-at, trades, fgsm-at");
+    if !["pgd-at", "trades", "fgsm-at", "ibp", "crown-ibp"].contains(&name) {
+        bail!(
+            "unknown defense '{name}'; choose one of: none, pgd-at, trades, fgsm-at, ibp, crown-ibp"
+        );
     }
     let Some(eps) = a.eps else {
         bail!(
@@ -124,6 +128,32 @@ fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize)> {
     let step_size = a.attack_step_size.unwrap_or(2.5 * eps / steps as f32);
     if name != "trades" {
         only("--trades-beta", a.trades_beta.is_some(), "--defense trades")?;
+    }
+    let certified = name == "ibp" || name == "crown-ibp";
+    if !certified {
+        only(
+            "--kappa-end",
+            a.kappa_end.is_some(),
+            "--defense ibp and crown-ibp",
+        )?;
+    }
+    let ramp = (a.eps_ramp.unwrap_or(0), a.warmup.unwrap_or(0));
+    if certified {
+        let attack =
+            "the attack defenses (pgd-at, trades, fgsm-at); ibp and crown-ibp attack nothing";
+        only("--attack-steps", a.attack_steps.is_some(), attack)?;
+        only("--attack-step-size", a.attack_step_size.is_some(), attack)?;
+        only("--no-random-start", a.no_random_start, "--defense pgd-at")?;
+        let kappa_end = a.kappa_end.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&kappa_end) {
+            bail!("--kappa-end {kappa_end}: κ must be in [0, 1] (the weight of the clean loss)");
+        }
+        let d = if name == "ibp" {
+            Defense::Ibp { eps, kappa_end }
+        } else {
+            Defense::CrownIbp { eps, kappa_end }
+        };
+        return Ok((d, ramp.0, ramp.1));
     }
     if name != "pgd-at" {
         only("--no-random-start", a.no_random_start, "--defense pgd-at")?;
@@ -159,7 +189,7 @@ fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize)> {
             }
         }
     };
-    Ok((defense, a.eps_ramp.unwrap_or(0)))
+    Ok((defense, ramp.0, ramp.1))
 }
 
 /// Trains and writes the model.
@@ -207,7 +237,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             OptimizerKind::Adam { .. } => 1e-3,
             OptimizerKind::Sgd { .. } => 0.05,
         });
-        let (defense, eps_ramp_epochs) = parse_defense(&a)?;
+        let (defense, eps_ramp_epochs, warmup_epochs) = parse_defense(&a)?;
         let cfg = TrainConfig {
             epochs: a.epochs.unwrap_or(3),
             batch_size: a.batch_size,
@@ -222,6 +252,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             checkpoint: None,
             defense,
             eps_ramp_epochs,
+            warmup_epochs,
             val_attack_limit: DEFAULT_VAL_ATTACK_LIMIT,
             extra: serde_json::Value::Null,
         };
@@ -290,9 +321,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
             0 => String::new(),
             k => format!(", ε ramped up over {k} epoch(s)"),
         };
+        let ramp = match cfg.warmup_epochs {
+            0 => ramp,
+            w => format!(", {w} clean warm-up epoch(s){ramp}"),
+        };
+        let verified = if matches!(cfg.defense, Defense::Ibp { .. } | Defense::CrownIbp { .. }) {
+            " and verified (IBP, then CROWN-IBP)"
+        } else {
+            ""
+        };
         let check = match (&val, cfg.val_attack_limit) {
             (Some(v), n) if n > 0 => format!(
-                "; validation under PGD-{VAL_PGD_STEPS} at ε {eps} on the first {} test samples",
+                "; validation under PGD-{VAL_PGD_STEPS}{verified} at ε {eps} on the first {} test samples",
                 n.min(v.len())
             ),
             _ => String::new(),
@@ -322,6 +362,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
             + &last
                 .and_then(|s| s.val_robust_accuracy)
                 .map(|v| format!(", under PGD-{VAL_PGD_STEPS} {:.2}%", v * 100.0))
+                .unwrap_or_default()
+            + &last
+                .and_then(|s| s.val_verified_accuracy)
+                .map(|v| format!(", verified {:.2}%", v * 100.0))
                 .unwrap_or_default()
     );
     Ok(())
