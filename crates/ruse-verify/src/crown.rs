@@ -385,26 +385,7 @@ fn chord(
     rel_err: f64,
 ) -> candle_core::Result<Relaxation> {
     let k = chord_slope(l, u, f)?;
-    let g = |x: &Tensor| -> candle_core::Result<Tensor> { f(x)? - (x * &k)? };
-    let (gl, gu) = (g(l)?, g(u)?);
-    let (mut lo, mut hi) = (gl.minimum(&gu)?, gl.maximum(&gu)?);
-    let mut fmax = f(l)?.abs()?.maximum(&f(u)?.abs()?)?;
-    for c in critical {
-        let inside = c.ge(l)?.mul(&c.le(u)?)?;
-        let gc = inside.where_cond(&g(c)?, &gl)?;
-        lo = lo.minimum(&gc)?;
-        hi = hi.maximum(&gc)?;
-        fmax = fmax.maximum(&inside.where_cond(&f(c)?.abs()?, &fmax)?)?;
-    }
-    let xmax = l.abs()?.maximum(&u.abs()?)?;
-    let margin = (((fmax * rel_err)? + (xmax.mul(&k.abs()?)? * 1e-12)?)? + 1e-12)?;
-    Ok(Relaxation {
-        lower_slope: k.clone(),
-        lower_icpt: (lo - &margin)?,
-        upper_slope: k,
-        upper_icpt: (hi + margin)?,
-        unstable: None,
-    })
+    lines_with_slope(l, u, f, &k, critical, rel_err)
 }
 
 /// Optimisable parts of a backward pass: α (lower ReLU slopes) and β (split multipliers).
@@ -510,10 +491,9 @@ pub fn backward(
                 if w.rank() != 2 {
                     return Err(unsup("right operand of rank other than 2"));
                 }
-                let (k, m) = w.dims2()?;
+                let m = w.dim(1)?;
                 let rows = a.elem_count() / m;
                 let ax = a.reshape((rows, m))?.matmul(&w.t()?.contiguous()?)?;
-                let _ = k;
                 add(&mut acc, x, ax.reshape(bs_shape(&graph.values[x].shape))?)?;
             }
             Op::Add | Op::Sub => {

@@ -462,7 +462,6 @@ fn input_split(
             }
         }
     }
-    let s = dv.len();
     while !stack.is_empty() {
         if Instant::now() >= deadline {
             return Ok(CaseResult::Timeout);
@@ -486,7 +485,6 @@ fn input_split(
             let (lb, lin) = crown::crown_spec(graph, &bounds, &input, c, d, &Default::default())?;
             (lb.to_vec2::<f64>()?, lin.a_in.to_vec3::<f64>()?)
         };
-        let _ = s;
         stats.domains += b as u64;
         let mut points: Vec<f32> = Vec::new();
         for (k, (dlo, dhi, depth)) in doms.into_iter().enumerate() {
@@ -501,12 +499,14 @@ fn input_split(
                 .copied()
                 .min_by(|&p, &q| lb[k][p].total_cmp(&lb[k][q]))
                 .unwrap_or(0);
-            for i in 0..n {
-                let (l, h) = (f32_up(dlo[i]), f32_down(dhi[i]));
-                points.push((0.5 * (dlo[i] + dhi[i])) as f32);
-                let corner = if a[k][worst][i] > 0.0 { l } else { h };
-                points.push(corner);
-            }
+            points.extend(dlo.iter().zip(&dhi).map(|(&l, &h)| (0.5 * (l + h)) as f32));
+            points.extend((0..n).map(|i| {
+                if a[k][worst][i] > 0.0 {
+                    f32_up(dlo[i])
+                } else {
+                    f32_down(dhi[i])
+                }
+            }));
             let mut best = (0usize, -1.0f64);
             for i in 0..n {
                 let w = dhi[i] - dlo[i];
@@ -528,15 +528,7 @@ fn input_split(
             stack.push((dlo, h1, depth + 1));
             stack.push((l2, dhi, depth + 1));
         }
-        // Points were pushed centre/corner interleaved per dimension; regroup them per point.
-        let mut pts = Vec::with_capacity(points.len());
-        for dom in points.chunks(2 * n) {
-            let lo_d: Vec<f32> = dom.iter().step_by(2).copied().collect();
-            let co_d: Vec<f32> = dom.iter().skip(1).step_by(2).copied().collect();
-            pts.extend(lo_d);
-            pts.extend(co_d);
-        }
-        if let Some(ce) = check_points(graph, spec, &pts)? {
+        if let Some(ce) = check_points(graph, spec, &points)? {
             return Ok(CaseResult::Sat(ce, "input-split"));
         }
     }
@@ -972,7 +964,7 @@ fn bound_kids(
     let mut alpha_init = HashMap::new();
     let mut beta_init = HashMap::new();
     let mut splits = HashMap::new();
-    for (k, &(idx, n)) in layers.iter().enumerate() {
+    for (k, &(idx, _)) in layers.iter().enumerate() {
         let mut full = vec![b];
         full.extend_from_slice(&shapes[k]);
         let cat = |f: &dyn Fn(&Domain) -> &Vec<f64>| -> candle_core::Result<Tensor> {
@@ -997,7 +989,6 @@ fn bound_kids(
             .flat_map(|d| d.beta[k].iter().map(|&v| v as f64))
             .collect();
         beta_init.insert(idx, Tensor::from_vec(bt, sfull, &Device::Cpu)?);
-        let _ = n;
     }
     let bounds = Bounds {
         // Root intervals (valid in every sub-domain) for the rules that read them.
