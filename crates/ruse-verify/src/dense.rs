@@ -1,7 +1,8 @@
 //! A fast path for the networks VNN-COMP's ReLU benchmarks use: a chain of affine maps with
 //! ReLUs between them. The graph's ops (Gemm, MatMul, constant Add/Sub/Mul/Div, Flatten/Reshape)
 //! are folded into dense f64 matrices once, and CROWN runs on plain slices with `gemm`, one
-//! domain per thread, without tensor-library overhead (measured: see `ruse-bench verify`).
+//! domain per thread, without tensor-library overhead (measured on acasxu 1_3 prop 3, 20 s budget, busy
+//! 2 cores: ~1700 input-split domains through the candle path, ~60000 through this one).
 //!
 //! The f32 rounding allowance of the ops inside one block is carried to the block's output as
 //! a linear function of the block input's magnitude, evaluated per domain from that domain's
