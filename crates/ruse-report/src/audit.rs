@@ -77,6 +77,47 @@ pub struct Example {
     pub predicted: usize,
 }
 
+/// One image of a section's figure (pixels C×H×W in [0,1]).
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Pixels, C×H×W.
+    pub pixels: Vec<f32>,
+    /// Shape (C, H, W).
+    pub shape: [usize; 3],
+    /// Caption under the image (e.g. `stop → speed 45`).
+    pub label: String,
+}
+
+/// A row of images with a caption, e.g. clean | mask | adversarial under held-out views.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// What the row shows.
+    pub caption: String,
+    /// The images, left to right.
+    pub images: Vec<Image>,
+}
+
+/// A section of an audit for a threat model beyond L_p balls (spatial, sparse, stickers,
+/// corruptions, black-box): a table of results, free-form numbers for machines, figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    /// Short key, as given to `--sections` (e.g. `spatial`).
+    pub id: String,
+    /// Heading.
+    pub title: String,
+    /// What was measured and how to read it, one paragraph.
+    pub summary: String,
+    /// Table header.
+    pub columns: Vec<String>,
+    /// Table rows, cells as shown.
+    pub rows: Vec<Vec<String>>,
+    /// The section's numbers for machines (JSON object).
+    pub numbers: serde_json::Value,
+    /// Image rows for the HTML report (not in report.json).
+    #[serde(skip)]
+    pub figures: Vec<Figure>,
+}
+
 /// A whole audit.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
@@ -100,6 +141,8 @@ pub struct AuditReport {
     pub minimal_perturbation: Option<MinimalPerturbation>,
     /// Honesty-check flags.
     pub warnings: Vec<Warning>,
+    /// Threat models beyond L_p balls asked for with `--sections`, in the order given.
+    pub sections: Vec<Section>,
     /// Settings needed to reproduce (norm, preset, seed, limit, batch, threads, command line).
     pub settings: BTreeMap<String, String>,
     /// Seed.

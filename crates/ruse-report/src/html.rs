@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use base64::Engine;
 
-use crate::audit::{AuditReport, ComparisonReport, Example};
+use crate::audit::{AuditReport, ComparisonReport, Example, Section};
 use crate::svg::{accuracy_curve, accuracy_curves, trim};
 
 fn esc(s: &str) -> String {
@@ -136,7 +136,11 @@ pub fn render(r: &AuditReport, examples: &[Example], class_names: &[String], nor
             esc(&name(ex.predicted))
         );
     }
-    h += "</div><h2>Per-attack details</h2><table><tr><th class=\"l\">ε</th><th class=\"l\">attack</th><th>newly fooled</th><th>robust after</th><th>forward evals</th><th>gradient evals</th><th>seconds</th></tr>";
+    h += "</div>";
+    for sec in &r.sections {
+        h += &render_section(sec);
+    }
+    h += "<h2>Per-attack details</h2><table><tr><th class=\"l\">ε</th><th class=\"l\">attack</th><th>newly fooled</th><th>robust after</th><th>forward evals</th><th>gradient evals</th><th>seconds</th></tr>";
     for e in &r.results {
         for a in &e.attacks {
             h += &format!("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.2}%</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>", trim(e.eps), esc(&a.attack), a.new_successes, a.robust_accuracy * 100.0, a.forwards, a.gradients, a.seconds);
@@ -272,5 +276,53 @@ pub fn render_comparison(r: &ComparisonReport) -> String {
         esc(&r.ruse_version),
         r.seconds
     );
+    h
+}
+
+/// Renders one section of an audit: heading, summary, table and image rows.
+pub fn render_section(sec: &Section) -> String {
+    let mut h = format!(
+        "<h2 id=\"{}\">{}</h2><p>{}</p>",
+        esc(&sec.id),
+        esc(&sec.title),
+        esc(&sec.summary)
+    );
+    if !sec.columns.is_empty() {
+        h += "<table><tr>";
+        for (i, c) in sec.columns.iter().enumerate() {
+            h += &format!(
+                "<th{}>{}</th>",
+                if i == 0 { " class=\"l\"" } else { "" },
+                esc(c)
+            );
+        }
+        h += "</tr>";
+        for row in &sec.rows {
+            h += "<tr>";
+            for (i, c) in row.iter().enumerate() {
+                h += &format!(
+                    "<td{}>{}</td>",
+                    if i == 0 { " class=\"l\"" } else { "" },
+                    esc(c)
+                );
+            }
+            h += "</tr>";
+        }
+        h += "</table>";
+    }
+    for f in &sec.figures {
+        h += &format!("<p>{}</p><div class=\"grid\">", esc(&f.caption));
+        for im in &f.images {
+            // Small images (MNIST, 32×32 signs) are scaled up so their pixels can be seen.
+            let scale = (96 / im.shape[2].max(1)).clamp(1, 4) as u32;
+            if let Some(u) = png_data_uri(&im.pixels, im.shape, scale) {
+                h += &format!(
+                    "<div class=\"ex\"><img src=\"{u}\" alt=\"\"><br>{}</div>",
+                    esc(&im.label)
+                );
+            }
+        }
+        h += "</div>";
+    }
     h
 }

@@ -7,6 +7,6 @@ pub mod html;
 pub mod svg;
 
 pub use audit::{
-    AttackSummary, AuditReport, ComparisonReport, EpsResult, Example, MinimalPerturbation,
-    ModelComparison, Warning,
+    AttackSummary, AuditReport, ComparisonReport, EpsResult, Example, Figure, Image,
+    MinimalPerturbation, ModelComparison, Section, Warning,
 };

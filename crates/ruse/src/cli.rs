@@ -222,9 +222,12 @@ pub struct AuditArgs {
     #[arg(long, default_value = "audit")]
     pub out: PathBuf,
     /// Audit several models side by side on the same data, radii, preset and seed: each MODEL
-    /// is `default`, `mnist-pgdat` (bundled) or an ONNX file (instead of --model).
+    /// is `default`, `mnist-pgdat`, `mnist-ibp` (bundled) or an ONNX file (instead of --model).
     #[arg(long, num_args = 2.., value_name = "MODEL", conflicts_with = "model")]
     pub compare: Vec<String>,
+    /// Threat models beyond L_p balls to add as report sections, comma-separated, or `all`.
+    #[arg(long, default_value = "", value_name = "NAMES")]
+    pub sections: String,
     /// With --compare: verifier for the certified accuracy per ε (L∞ only): none, ibp or crown.
     #[arg(long, default_value = "crown", value_name = "METHOD")]
     pub certify_method: String,

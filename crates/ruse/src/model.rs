@@ -19,6 +19,11 @@ pub const BUNDLED_MODELS: &[(&str, &[u8], &str)] = &[
         include_bytes!("../../../assets/models/mnist-pgdat.onnx"),
         "mnist-pgdat (bundled PGD-AT mnist cnn-small, ε = 0.3)",
     ),
+    (
+        "mnist-ibp",
+        include_bytes!("../../../assets/models/mnist-ibp.onnx"),
+        "mnist-ibp (bundled IBP-trained mnist cnn-small, ε = 0.1)",
+    ),
 ];
 
 /// A loaded model with where it came from.

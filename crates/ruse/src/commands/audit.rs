@@ -18,6 +18,8 @@ use ruse_report::{
     AttackSummary, AuditReport, ComparisonReport, EpsResult, Example, MinimalPerturbation,
     ModelComparison, Warning,
 };
+
+use super::sections::{parse_sections, print_section, run_sections, SectionContext};
 use ruse_verify::{Method, Spec, Verdict};
 
 use super::verify::{options as verify_options, recheck};
@@ -141,11 +143,28 @@ pub fn run(a: AuditArgs) -> Result<()> {
     let norm: Norm = a.norm.parse()?;
     let eps = parse_eps(&a.eps)?;
     let suite = Suite::preset(&a.preset, norm)?;
+    let section_names = parse_sections(&a.sections)?;
     if !a.compare.is_empty() {
+        anyhow::ensure!(
+            section_names.is_empty(),
+            "--sections works on one model, not with --compare"
+        );
         return run_compare(&a, norm, &eps, &suite);
     }
     let (m, data) = load_for_attack(&a.model, &a.data)?;
-    let (report, examples) = audit_model(&a, &m, &data, norm, &eps, &suite)?;
+    let (mut report, examples) = audit_model(&a, &m, &data, norm, &eps, &suite)?;
+    if !section_names.is_empty() {
+        let t0 = Instant::now();
+        let model = Model::new(&m.graph)?;
+        let ctx = SectionContext {
+            model: &model,
+            data: &data,
+            seed: a.seed,
+            batch: a.batch_size,
+        };
+        report.sections = run_sections(&section_names, &ctx)?;
+        report.seconds += t0.elapsed().as_secs_f64();
+    }
     print_card(&report);
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
@@ -335,6 +354,7 @@ fn audit_model(
         results,
         minimal_perturbation,
         warnings,
+        sections: Vec::new(),
         settings,
         seed: a.seed,
         seconds: t0.elapsed().as_secs_f64(),
@@ -357,6 +377,9 @@ fn settings(
     settings.insert("norm".into(), norm.to_string());
     settings.insert("eps".into(), a.eps.clone());
     settings.insert("preset".into(), a.preset.clone());
+    if !a.sections.is_empty() {
+        settings.insert("sections".into(), a.sections.clone());
+    }
     settings.insert(
         "attacks".into(),
         suite
@@ -637,6 +660,9 @@ fn print_card(r: &AuditReport) {
             "\nWARNING [{}]: {}\n  evidence: {}",
             w.check, w.message, w.evidence
         );
+    }
+    for s in &r.sections {
+        print_section(s);
     }
     println!("\n({:.1} s)", r.seconds);
 }

@@ -7,6 +7,7 @@ mod eval;
 mod export;
 mod inspect;
 mod predict;
+mod sections;
 mod train;
 mod verify;
 mod vnncomp;

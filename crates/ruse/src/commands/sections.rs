@@ -1,0 +1,102 @@
+//! `ruse audit --sections …`: threat models beyond L_p balls, one section of the report each.
+//!
+//! Each section is computed by its own function from the same model and data as the L_p audit;
+//! this file only dispatches by name so the sections stay independent of one another.
+
+use anyhow::{bail, Result};
+use ruse_attack::Model;
+use ruse_data::Dataset;
+use ruse_report::Section;
+
+// Fields are read by the section functions listed in SECTIONS.
+#[allow(dead_code)]
+/// What every section gets: the model, the audited data, the seed and the batch size.
+pub struct SectionContext<'a> {
+    /// The model under audit.
+    pub model: &'a Model<'a>,
+    /// The audited samples (already limited by `--limit`).
+    pub data: &'a Dataset,
+    /// Seed of the section's randomness.
+    pub seed: u64,
+    /// Samples per forward pass.
+    pub batch: usize,
+}
+
+/// A section's computation.
+type SectionFn = fn(&SectionContext) -> Result<Section>;
+
+/// The sections `--sections` accepts, by name, in the order `all` runs them.
+const SECTIONS: &[(&str, SectionFn)] = &[];
+
+/// Parses `--sections` (comma-separated names, or `all`) into known names, in the order given.
+pub fn parse_sections(s: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "all" {
+            out.extend(SECTIONS.iter().map(|(n, _)| n.to_string()));
+        } else if SECTIONS.iter().any(|(n, _)| *n == name) {
+            out.push(name.to_string());
+        } else {
+            bail!(
+                "unknown audit section '{name}' (known: {}, or all)",
+                SECTIONS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+/// Runs the named sections in order.
+pub fn run_sections(names: &[String], ctx: &SectionContext) -> Result<Vec<Section>> {
+    names
+        .iter()
+        .map(|name| match SECTIONS.iter().find(|(n, _)| n == name) {
+            Some((_, f)) => f(ctx),
+            None => bail!("unknown audit section '{name}'"),
+        })
+        .collect()
+}
+
+/// Prints a section as a plain-text table under its title.
+pub fn print_section(s: &Section) {
+    println!("\n== {} ==\n{}", s.title, s.summary);
+    if s.columns.is_empty() {
+        return;
+    }
+    let widths: Vec<usize> = (0..s.columns.len())
+        .map(|i| {
+            s.rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .chain(std::iter::once(&s.columns[i]))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                let pad = w.saturating_sub(c.chars().count());
+                if i == 0 {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        println!("{}", parts.join("  "));
+    };
+    line(&s.columns);
+    for r in &s.rows {
+        line(r);
+    }
+}
