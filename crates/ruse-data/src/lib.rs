@@ -11,6 +11,7 @@ mod image_input;
 mod mnist;
 mod source;
 mod spec;
+pub mod warp;
 
 pub use bundled::{bundled_mnist_test, BUNDLED_MNIST_LEN};
 pub use cifar::CIFAR10_CLASSES;
