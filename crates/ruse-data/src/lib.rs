@@ -3,6 +3,7 @@
 
 mod bundled;
 mod cifar;
+pub mod corruptions;
 mod dataset;
 mod error;
 mod folder;
