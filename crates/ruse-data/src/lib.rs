@@ -11,6 +11,7 @@ mod idx;
 mod image_input;
 mod mnist;
 mod source;
+pub mod signs;
 mod spec;
 pub mod warp;
 
@@ -33,5 +34,6 @@ pub fn load(spec: &DataSpec, split: Split, limit: Option<usize>) -> Result<Datas
         DataKind::Digits => mnist::load_digits(dir, split, limit),
         DataKind::Cifar10 => cifar::load_cifar10(dir, split, limit),
         DataKind::Folder => folder::load_folder(dir, split, limit),
+        DataKind::Signs => signs::load_signs(&dir.to_string_lossy(), split, limit),
     }
 }

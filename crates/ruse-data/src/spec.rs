@@ -53,16 +53,19 @@ pub enum DataKind {
     Digits,
     /// A folder of PNG/JPEG images, one subfolder per class.
     Folder,
+    /// Synthetic traffic signs, rendered on the fly: `signs:SEED[:N[:SIZE]]` (no directory).
+    Signs,
 }
 
 impl DataKind {
     /// All kinds, in the order shown to users.
-    pub const ALL: [DataKind; 5] = [
+    pub const ALL: [DataKind; 6] = [
         DataKind::Mnist,
         DataKind::Fashion,
         DataKind::Cifar10,
         DataKind::Digits,
         DataKind::Folder,
+        DataKind::Signs,
     ];
 
     /// The name used in specs (`mnist`, `fashion`, …).
@@ -73,6 +76,7 @@ impl DataKind {
             DataKind::Cifar10 => "cifar10",
             DataKind::Digits => "digits",
             DataKind::Folder => "folder",
+            DataKind::Signs => "signs",
         }
     }
 }
@@ -105,6 +109,7 @@ impl fmt::Display for DataKind {
 }
 
 /// A dataset location: its format and directory, written `kind:DIR` (e.g. `mnist:data/mnist`).
+/// For `signs` the part after the colon is the generator's `SEED[:N[:SIZE]]`, not a directory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataSpec {
     /// The format of the directory.

@@ -224,7 +224,7 @@ impl WarpPlan {
     pub fn adjoint(&self, grad_out: &[f32]) -> Vec<f32> {
         let on = self.out_hw[0] * self.out_hw[1];
         assert!(
-            on > 0 && grad_out.len() % on == 0,
+            on > 0 && grad_out.len().is_multiple_of(on),
             "warp adjoint: {} values are not whole {:?} channels",
             grad_out.len(),
             self.out_hw
@@ -279,7 +279,7 @@ impl WarpPlan {
     fn channels(&self, len: usize) -> usize {
         let sn = self.src_hw[0] * self.src_hw[1];
         assert!(
-            sn > 0 && len % sn == 0,
+            sn > 0 && len.is_multiple_of(sn),
             "warp: {len} values are not whole {:?} channels",
             self.src_hw
         );

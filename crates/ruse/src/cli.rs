@@ -56,7 +56,9 @@ pub struct ModelArgs {
 /// Which data to use.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Dataset: `bundled` (first 1000 MNIST test images), or mnist:DIR, fashion:DIR, cifar10:DIR, digits:DIR, folder:DIR.
+    /// Dataset: `bundled` (first 1000 MNIST test images), or mnist:DIR, fashion:DIR, cifar10:DIR, digits:DIR, folder:DIR,
+    /// or signs:SEED[:N[:SIZE]] (synthetic traffic signs, 12 classes, rendered from SEED: N samples, default 1000 test /
+    /// 20000 train, max 200000; SIZE×SIZE RGB, default 32, 16..=128; train and test use disjoint random streams).
     #[arg(long, default_value = "bundled")]
     pub data: String,
     /// Split to read: test or train.
@@ -88,7 +90,7 @@ pub struct TrainArgs {
     /// Architecture: mlp, cnn-small, cnn-medium, cnn-large, cnn-pool, resnet-small.
     #[arg(long, default_value = "cnn-small")]
     pub arch: String,
-    /// Training data, e.g. mnist:../shared/data/mnist (required unless --resume).
+    /// Training data, e.g. mnist:../shared/data/mnist or signs:SEED:N (required unless --resume).
     #[arg(long)]
     pub data: Option<String>,
     /// Use only the first N training samples.
