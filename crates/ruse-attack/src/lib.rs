@@ -2,18 +2,24 @@
 //! the query-only Square attack and the attack suite, all walks over a ruse `Graph`. Inputs are
 //! flat per-sample vectors in the model's input domain.
 
+pub mod adam;
 pub mod apgd;
 pub mod attack;
 pub mod cw;
 pub mod deepfool;
+pub mod eot;
 pub mod error;
 pub mod fab;
 pub mod fgsm;
 pub mod lbfgs;
 pub mod loss;
+pub mod mask;
 pub mod model;
+pub mod patch;
 pub mod pgd;
+pub mod printability;
 pub mod square;
+pub mod sticker;
 pub mod suite;
 pub mod threat;
 

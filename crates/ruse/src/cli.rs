@@ -40,6 +40,12 @@ pub enum Command {
     /// Certified accuracy: the share of samples proved robust within an L∞ ε-ball, or (with
     /// --smoothing) within certified L2 radii of the Gaussian-smoothed classifier.
     Certify(CertifyArgs),
+    /// Stickers on an object (RP2, Eykholt et al. 2018): a masked perturbation optimised over random
+    /// views (Expectation over Transformation), scored on held-out views; JSON and a PNG grid.
+    Sticker(StickerArgs),
+    /// A universal adversarial patch (Brown et al. 2017) pasted anywhere on any image; scored on
+    /// held-out images and placements; JSON and a PNG grid.
+    Patch(PatchArgs),
 }
 
 /// Which model to load.
@@ -390,4 +396,98 @@ pub struct CertifyArgs {
     /// Smoothing: noisy samples per forward pass (only changes speed and memory) [default: 250].
     #[arg(long, requires = "smoothing")]
     pub batch_size: Option<usize>,
+}
+
+/// `ruse sticker`.
+#[derive(Args, Debug)]
+pub struct StickerArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Class of the object (name or number): the first image of it the model gets right.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Sample index of the object instead of --source.
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Targeted: make the views read this class (name or number); untargeted without it.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Where the sticker may go: rects:x,y,w,h;… (texture pixels), png:PATH (white = sticker,
+    /// same size as the texture), or a preset: four-rects, stop-stickers, centre-square.
+    #[arg(long, default_value = "four-rects")]
+    pub mask: String,
+    /// Adam steps.
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Random views per step (the EOT batch).
+    #[arg(long, default_value_t = 16)]
+    pub views_per_step: usize,
+    /// Held-out random views to score on (another seed stream than the optimisation's).
+    #[arg(long, default_value_t = 200)]
+    pub views: usize,
+    /// Adam step size on pixels in [0,1].
+    #[arg(long, default_value_t = 0.03)]
+    pub lr: f32,
+    /// Weight of the non-printability score.
+    #[arg(long, default_value_t = 0.05)]
+    pub nps: f32,
+    /// Weight of the total variation (smoothness).
+    #[arg(long, default_value_t = 0.02)]
+    pub tv: f32,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Views per forward pass when scoring.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Held-out views shown in the grid.
+    #[arg(long, default_value_t = 16)]
+    pub grid: usize,
+    /// Directory for sticker.json and grid.png.
+    #[arg(long, default_value = "sticker")]
+    pub out: PathBuf,
+}
+
+/// `ruse patch`.
+#[derive(Args, Debug)]
+pub struct PatchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Class the patch should make the model answer (name or number).
+    #[arg(long)]
+    pub target: String,
+    /// Share of the image area the patch covers (before the random scale 0.8–1.2).
+    #[arg(long, default_value_t = 0.1)]
+    pub area: f32,
+    /// Patch outline: disc or square.
+    #[arg(long, default_value = "disc")]
+    pub shape: String,
+    /// Adam steps.
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Random (image, placement) pairs per step.
+    #[arg(long, default_value_t = 32)]
+    pub views_per_step: usize,
+    /// Adam step size.
+    #[arg(long, default_value_t = 0.03)]
+    pub lr: f32,
+    /// Train on the first N samples (those not of the target class).
+    #[arg(long, default_value_t = 500)]
+    pub train: usize,
+    /// Test on the next N samples, one fresh placement each.
+    #[arg(long, default_value_t = 500)]
+    pub test: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Images per forward pass when scoring.
+    #[arg(long, default_value_t = 250)]
+    pub batch_size: usize,
+    /// Directory for patch.json and grid.png.
+    #[arg(long, default_value = "patch")]
+    pub out: PathBuf,
 }

@@ -8,6 +8,7 @@ mod export;
 mod inspect;
 mod predict;
 mod sections;
+mod sticker;
 mod train;
 mod verify;
 mod vnncomp;
@@ -52,5 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify::run(a),
         Command::Vnncomp(a) => vnncomp::run(a),
         Command::Certify(a) => certify::run(a),
+        Command::Sticker(a) => sticker::run(a),
+        Command::Patch(a) => sticker::run_patch(a),
     }
 }
