@@ -18,6 +18,7 @@ pub mod model;
 pub mod patch;
 pub mod pgd;
 pub mod printability;
+pub mod spatial;
 pub mod square;
 pub mod sticker;
 pub mod suite;
