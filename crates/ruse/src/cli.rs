@@ -139,7 +139,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_checkpoint: bool,
     /// Adversarial training: none, pgd-at (Madry et al.), trades (Zhang et al.) or fgsm-at (Wong et al., random start);
-    /// certified training: ibp (Gowal et al.) or crown-ibp (Zhang et al.).
+    /// certified training: ibp (Gowal et al.) or crown-ibp (Zhang et al.); gaussian: noise
+    /// augmentation for randomized smoothing (Cohen et al.; needs --noise-sigma).
     #[arg(long, value_name = "DEFENSE")]
     pub defense: Option<String>,
     /// L∞ radius of the training attack, in input units (required with a defense; e.g. 0.3 for MNIST).
@@ -166,6 +167,10 @@ pub struct TrainArgs {
     /// ibp, crown-ibp: κ at the end of the ramp, the weight of the clean loss (κ goes from 1 down to it; default 0.5).
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub kappa_end: Option<f32>,
+    /// gaussian: standard deviation σ of the training noise, in input units (certify with the same
+    /// σ: `ruse certify --smoothing σ`).
+    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
+    pub noise_sigma: Option<f32>,
     /// Under a defense: validation samples attacked with PGD-10 at ε after each epoch (default 1000; 0 = off).
     #[arg(long)]
     pub val_attack_limit: Option<usize>,

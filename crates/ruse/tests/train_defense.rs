@@ -88,6 +88,16 @@ fn bad_defense_flags_are_clear_errors() {
         "--defense trades --eps 0.3 --no-random-start",
         &["--no-random-start"],
     );
+    refused("--defense gaussian", &["needs --noise-sigma"]);
+    refused("--defense gaussian --noise-sigma=-1", &["--noise-sigma -1", "σ"]);
+    refused(
+        "--defense gaussian --noise-sigma 0.25 --eps 0.3",
+        &["--eps", "do not apply to --defense gaussian"],
+    );
+    refused(
+        "--defense pgd-at --eps 0.3 --noise-sigma 0.25",
+        &["--noise-sigma", "--defense gaussian"],
+    );
     refused(
         "--defense madry --eps 0.3",
         &["unknown defense 'madry'", "pgd-at, trades, fgsm-at"],

@@ -74,6 +74,7 @@ fn defense_flags(a: &TrainArgs) -> Vec<&'static str> {
         ("--eps-ramp", a.eps_ramp.is_some()),
         ("--warmup", a.warmup.is_some()),
         ("--kappa-end", a.kappa_end.is_some()),
+        ("--noise-sigma", a.noise_sigma.is_some()),
     ]
     .into_iter()
     .filter_map(|(f, given)| given.then_some(f))
@@ -103,11 +104,32 @@ fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize, usize)> {
         }
         return Ok((Defense::None, 0, 0));
     }
-    if !["pgd-at", "trades", "fgsm-at", "ibp", "crown-ibp"].contains(&name) {
+    if !["pgd-at", "trades", "fgsm-at", "ibp", "crown-ibp", "gaussian"].contains(&name) {
         bail!(
-            "unknown defense '{name}'; choose one of: none, pgd-at, trades, fgsm-at, ibp, crown-ibp"
+            "unknown defense '{name}'; choose one of: none, pgd-at, trades, fgsm-at, ibp, crown-ibp, gaussian"
         );
     }
+    if name == "gaussian" {
+        let Some(sigma) = a.noise_sigma else {
+            bail!("--defense gaussian needs --noise-sigma, the noise's standard deviation in input units (e.g. 0.25)");
+        };
+        if !(sigma.is_finite() && sigma > 0.0) {
+            bail!("--noise-sigma {sigma}: σ must be a finite number > 0");
+        }
+        let others: Vec<_> = defense_flags(a)
+            .into_iter()
+            .filter(|f| *f != "--defense" && *f != "--noise-sigma")
+            .chain(a.val_attack_limit.map(|_| "--val-attack-limit"))
+            .collect();
+        if !others.is_empty() {
+            bail!(
+                "{} do not apply to --defense gaussian (noise augmentation attacks nothing and has no ε)",
+                others.join(", ")
+            );
+        }
+        return Ok((Defense::GaussianNoise { sigma }, 0, 0));
+    }
+    only("--noise-sigma", a.noise_sigma.is_some(), "--defense gaussian")?;
     let Some(eps) = a.eps else {
         bail!(
             "--defense {name} needs --eps, the L∞ radius in input units (e.g. --eps 0.3 for MNIST)"
