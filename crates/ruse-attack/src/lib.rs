@@ -11,6 +11,7 @@ pub mod eot;
 pub mod error;
 pub mod fab;
 pub mod fgsm;
+pub mod fooling;
 pub mod lbfgs;
 pub mod loss;
 pub mod mask;

@@ -8,8 +8,8 @@ use image::{Rgb, RgbImage};
 use crate::audit::Example;
 use crate::html::amplified_difference;
 
-/// 3×5 glyphs for 0–9, then '>' (arrow head) and '-'; each row is 3 bits, MSB left.
-const GLYPHS: [[u8; 5]; 12] = [
+/// 3×5 glyphs for 0–9, then '>' (arrow head), '-' and '.'; each row is 3 bits, MSB left.
+const GLYPHS: [[u8; 5]; 13] = [
     [7, 5, 5, 5, 7],
     [2, 6, 2, 2, 7],
     [7, 1, 7, 4, 7],
@@ -22,15 +22,18 @@ const GLYPHS: [[u8; 5]; 12] = [
     [7, 5, 7, 1, 7],
     [4, 2, 1, 2, 4],
     [0, 0, 7, 0, 0],
+    [0, 0, 0, 0, 2],
 ];
 
-fn draw_text(img: &mut RgbImage, text: &str, x0: u32, y0: u32, scale: u32, color: Rgb<u8>) {
+/// Draws `text` (digits, '>', '-', '.'; other characters leave a gap) with its top-left at (x0, y0).
+pub(crate) fn draw_text(img: &mut RgbImage, text: &str, x0: u32, y0: u32, scale: u32, color: Rgb<u8>) {
     let mut x = x0;
     for ch in text.chars() {
         let g = match ch {
             '0'..='9' => Some(GLYPHS[ch as usize - '0' as usize]),
             '>' => Some(GLYPHS[10]),
             '-' => Some(GLYPHS[11]),
+            '.' => Some(GLYPHS[12]),
             _ => None,
         };
         if let Some(g) = g {
@@ -53,7 +56,8 @@ fn draw_text(img: &mut RgbImage, text: &str, x0: u32, y0: u32, scale: u32, color
     }
 }
 
-fn blit(img: &mut RgbImage, px: &[f32], shape: [usize; 3], x0: u32, y0: u32, scale: u32) {
+/// Paints a C×H×W image (1 or 3 channels, values in [0,1]) scaled by `scale` at (x0, y0).
+pub(crate) fn blit(img: &mut RgbImage, px: &[f32], shape: [usize; 3], x0: u32, y0: u32, scale: u32) {
     let [c, h, w] = shape;
     for yy in 0..h {
         for xx in 0..w {

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod grid;
 pub mod html;
+pub mod image_grid;
 pub mod svg;
 
 pub use audit::{

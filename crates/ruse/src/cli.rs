@@ -40,6 +40,13 @@ pub enum Command {
     /// Certified accuracy: the share of samples proved robust within an L∞ ε-ball, or (with
     /// --smoothing) within certified L2 radii of the Gaussian-smoothed classifier.
     Certify(CertifyArgs),
+    /// Fooling images (Nguyen et al. 2015): from noise, images the model labels as a class with
+    /// ≥ 99% confidence, by evolution (direct or CPPN encoding) or gradient ascent; PNGs, a grid
+    /// and fool.json.
+    Fool(FoolArgs),
+    /// Apply one of the 15 common corruptions (Hendrycks & Dietterich 2019) at severities 1–5
+    /// to a few images and write a PNG grid.
+    Corrupt(CorruptArgs),
     /// Stickers on an object (RP2, Eykholt et al. 2018): a masked perturbation optimised over random
     /// views (Expectation over Transformation), scored on held-out views; JSON and a PNG grid.
     Sticker(StickerArgs),
@@ -494,5 +501,79 @@ pub struct PatchArgs {
     pub batch_size: usize,
     /// Directory for patch.json and grid.png.
     #[arg(long, default_value = "patch")]
+    pub out: PathBuf,
+}
+
+/// `ruse fool`.
+#[derive(Args, Debug)]
+pub struct FoolArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Class the images should be labelled as (a number), or `all` for every class.
+    #[arg(long, default_value = "all")]
+    pub class: String,
+    /// Search: direct (evolution of pixels), cppn (evolution of a CPPN) or gradient (ascent on
+    /// the class log-probability).
+    #[arg(long, default_value = "gradient")]
+    pub method: String,
+    /// Seed of the search.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evolution: most model evaluations per class (direct, cppn).
+    #[arg(long, default_value_t = 20_000, value_name = "Q")]
+    pub max_queries: u64,
+    /// Evolution: offspring scored per generation (direct, cppn).
+    #[arg(long, default_value_t = 64)]
+    pub offspring: usize,
+    /// CPPN: hidden nodes.
+    #[arg(long, default_value_t = 8)]
+    pub cppn_nodes: usize,
+    /// Gradient ascent: most steps per class.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Gradient ascent: L2 length of a step, as a share of the domain's width times √(input size).
+    #[arg(long, default_value_t = 0.02)]
+    pub step_size: f32,
+    /// Gradient ascent: per-step shrink towards the domain's middle (L2 decay; 0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    pub l2_decay: f32,
+    /// Gradient ascent: blur every N steps (0 = never).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub blur_every: usize,
+    /// Gradient ascent: σ of that blur, in pixels.
+    #[arg(long, default_value_t = 0.5)]
+    pub blur_sigma: f32,
+    /// Confidence an image must reach, re-checked on the 8-bit PNG that is written.
+    #[arg(long, default_value_t = 0.99)]
+    pub confidence: f32,
+    /// Directory for class_K.png, grid.png and fool.json.
+    #[arg(long, default_value = "fool")]
+    pub out: PathBuf,
+}
+
+/// `ruse corrupt`.
+#[derive(Args, Debug)]
+pub struct CorruptArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Corruption (gaussian_noise, shot_noise, impulse_noise, defocus_blur, glass_blur,
+    /// motion_blur, zoom_blur, snow, frost, fog, brightness, contrast, elastic_transform,
+    /// pixelate, jpeg_compression), or `all`.
+    #[arg(long = "type", default_value = "all", value_name = "TYPE")]
+    pub kind: String,
+    /// Severity 1–5, or `all`.
+    #[arg(long, default_value = "all")]
+    pub severity: String,
+    /// Seed of the corruptions' randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Images to show (the first N of the data).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub count: usize,
+    /// Pixel magnification in the grid.
+    #[arg(long, default_value_t = 3)]
+    pub scale: u32,
+    /// Directory for grid.png.
+    #[arg(long, default_value = "corrupt")]
     pub out: PathBuf,
 }

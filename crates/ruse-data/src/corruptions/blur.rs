@@ -56,8 +56,12 @@ pub(crate) fn defocus_blur(image: &[f32], shape: [usize; 3], severity: usize) ->
     out
 }
 
-/// Glass blur: blur, quantise to 8 bits, swap every pixel with a random neighbour within
-/// `max_delta` (`iterations` sweeps, bottom-right to top-left), blur again.
+/// Glass blur: blur, quantise to 8 bits, replace every pixel by a random neighbour up to
+/// `max_delta` up and left (`iterations` sweeps, bottom-right to top-left), blur again.
+///
+/// The reference writes this step as a swap of two NumPy pixel views, which in effect copies the
+/// neighbour onto the pixel and leaves the neighbour as it was; ruse does that copy, since a
+/// true swap drags bright pixels across the whole image in one sweep.
 pub(crate) fn glass_blur(
     image: &[f32],
     shape: [usize; 3],
@@ -92,10 +96,7 @@ pub(crate) fn glass_blur(
                 }
                 for ch in 0..c {
                     let base = ch * h * w;
-                    x.swap(
-                        base + (y * wi + xx) as usize,
-                        base + (y2 * wi + x2) as usize,
-                    );
+                    x[base + (y * wi + xx) as usize] = x[base + (y2 * wi + x2) as usize];
                 }
             }
         }

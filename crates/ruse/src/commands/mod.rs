@@ -3,10 +3,13 @@
 mod attack;
 mod audit;
 mod certify;
+mod corrupt;
 mod eval;
 mod export;
+mod fool;
 mod inspect;
 mod predict;
+mod section_corruptions;
 mod sections;
 mod sticker;
 mod train;
@@ -53,6 +56,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify::run(a),
         Command::Vnncomp(a) => vnncomp::run(a),
         Command::Certify(a) => certify::run(a),
+        Command::Fool(a) => fool::run(a),
+        Command::Corrupt(a) => corrupt::run(a),
         Command::Sticker(a) => sticker::run(a),
         Command::Patch(a) => sticker::run_patch(a),
     }

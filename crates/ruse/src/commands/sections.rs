@@ -26,7 +26,7 @@ pub struct SectionContext<'a> {
 type SectionFn = fn(&SectionContext) -> Result<Section>;
 
 /// The sections `--sections` accepts, by name, in the order `all` runs them.
-const SECTIONS: &[(&str, SectionFn)] = &[];
+const SECTIONS: &[(&str, SectionFn)] = &[("corruptions", super::section_corruptions::corruptions)];
 
 /// Parses `--sections` (comma-separated names, or `all`) into known names, in the order given.
 pub fn parse_sections(s: &str) -> Result<Vec<String>> {
