@@ -46,6 +46,9 @@ pub struct AttackOutcome {
     pub forwards: u64,
     /// Gradient evaluations spent (samples).
     pub gradients: u64,
+    /// Forward evaluations spent on each sample, for query-based attacks that count them per
+    /// sample (empty for the others).
+    pub queries: Vec<u64>,
 }
 
 /// An attack: a small object holding its parameters (Foolbox style).
@@ -82,6 +85,8 @@ pub struct Tracker<'a> {
     pub adv: Vec<f32>,
     /// Goal reached.
     pub success: Vec<bool>,
+    /// Per-sample forward evaluations, set by query-based attacks (see [`Tracker::set_queries`]).
+    queries: Vec<u64>,
 }
 
 impl<'a> Tracker<'a> {
@@ -114,6 +119,7 @@ impl<'a> Tracker<'a> {
             k,
             adv: x.to_vec(),
             success: vec![false; labels.len()],
+            queries: Vec::new(),
         })
     }
 
@@ -153,6 +159,11 @@ impl<'a> Tracker<'a> {
         }
     }
 
+    /// Records the forward evaluations each sample cost (query-based attacks).
+    pub fn set_queries(&mut self, queries: Vec<u64>) {
+        self.queries = queries;
+    }
+
     /// Finishes: unsuccessful samples return `last` (the final iterate).
     pub fn finish(
         mut self,
@@ -183,6 +194,7 @@ impl<'a> Tracker<'a> {
             norms,
             forwards: model.forwards() - self.start.0,
             gradients: model.gradients() - self.start.1,
+            queries: self.queries,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::threat::{Norm, ThreatModel};
 /// Square attack (L∞, untargeted, margin loss).
 #[derive(Debug, Clone)]
 pub struct Square {
-    /// Query budget per sample (AutoAttack-standard: 5000).
+    /// Query budget per sample, start included (AutoAttack-standard: 5000).
     pub queries: usize,
     /// Initial fraction of pixels changed per step (AutoAttack: 0.8).
     pub p_init: f32,
@@ -110,6 +110,13 @@ impl Attack for Square {
                 }
             }
         }
+        if self.queries == 0 {
+            return Err(AttackError::Invalid(
+                "the Square attack needs a query budget ≥ 1".into(),
+            ));
+        }
+        // One query per sample for the start, then one per iteration while it is not fooled.
+        let mut spent = vec![1u64; b];
         let logits = model.logits(&cur)?;
         tr.observe(&cur, &logits);
         let mut margin = margins(&logits, labels, k);
@@ -142,6 +149,7 @@ impl Attack for Square {
             let ys: Vec<usize> = open.iter().map(|&i| labels[i]).collect();
             let m = margins(&logits, &ys, k);
             for (j, &i) in open.iter().enumerate() {
+                spent[i] += 1;
                 if m[j] < margin[i] {
                     margin[i] = m[j];
                     cur[i * d..(i + 1) * d].copy_from_slice(&cand[j * d..(j + 1) * d]);
@@ -151,6 +159,7 @@ impl Attack for Square {
                 }
             }
         }
+        tr.set_queries(spent);
         Ok(tr.finish(x, &cur, threat, model))
     }
 }

@@ -8,10 +8,15 @@ use ruse_attack::cw::CarliniWagner;
 use ruse_attack::deepfool::DeepFool;
 use ruse_attack::fab::Fab;
 use ruse_attack::fgsm::Fgsm;
+use ruse_attack::hopskipjump::HopSkipJump;
 use ruse_attack::lbfgs::Lbfgs;
 use ruse_attack::loss::Loss;
 use ruse_attack::model::argmax_rows;
+use ruse_attack::onepixel::OnePixel;
 use ruse_attack::pgd::Pgd;
+use ruse_attack::query::{changed_pixels, queries_per_success};
+use ruse_attack::simba::{Simba, SimbaBasis};
+use ruse_attack::sparse_rs::SparseRs;
 use ruse_attack::square::Square;
 use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
 use ruse_report::Example;
@@ -47,8 +52,34 @@ fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
             ..DeepFool::default()
         }),
         "square" if !targeted => Box::new(Square {
-            queries: a.steps.unwrap_or(5000),
+            queries: a.query_budget.or(a.steps).unwrap_or(5000),
             ..Square::default()
+        }),
+        "onepixel" => Box::new(OnePixel {
+            pixels: a.pixels.unwrap_or(1),
+            generations: a.steps.unwrap_or(100),
+            query_budget: a.query_budget,
+            ..OnePixel::default()
+        }),
+        "sparse-rs" => Box::new(SparseRs {
+            pixels: a.pixels.unwrap_or(10),
+            queries: a.query_budget.unwrap_or(10000),
+            ..SparseRs::default()
+        }),
+        "hopskipjump" | "hsj" => Box::new(HopSkipJump {
+            iterations: a.steps.unwrap_or(64),
+            query_budget: a.query_budget,
+            ..HopSkipJump::default()
+        }),
+        "simba" | "simba-dct" | "simba-pixel" => Box::new(Simba {
+            basis: if a.attack == "simba-pixel" {
+                SimbaBasis::Pixel
+            } else {
+                SimbaBasis::Dct
+            },
+            step: a.simba_step,
+            query_budget: a.query_budget.unwrap_or(10000),
+            freq: None,
         }),
         "cw" if !targeted => Box::new(CarliniWagner {
             steps: a.steps.unwrap_or(200),
@@ -81,8 +112,21 @@ fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
         "apgd-t" => bail!(
             "apgd-t picks its own targets; use --attack apgd-dlr --target K for one target class"
         ),
-        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr, apgd-t, deepfool, square, cw, lbfgs, fab or fab-t"),
+        other => bail!("unknown attack '{other}': use fgsm, pgd, bim, apgd-ce, apgd-dlr, apgd-t, deepfool, square, cw, lbfgs, fab, fab-t, onepixel, sparse-rs, hopskipjump, simba or simba-pixel"),
     })
+}
+
+/// Attacks that change a few pixels (measured in pixels, not in --norm).
+fn is_sparse(name: &str) -> bool {
+    matches!(name, "onepixel" | "sparse-rs")
+}
+
+/// Attacks that only query the model and count their queries per sample.
+fn is_query_based(name: &str) -> bool {
+    matches!(
+        name,
+        "square" | "onepixel" | "sparse-rs" | "hopskipjump" | "hsj" | "simba" | "simba-dct" | "simba-pixel"
+    )
 }
 
 /// Runs the attack and writes the results.
@@ -90,7 +134,20 @@ pub fn run(a: AttackArgs) -> Result<()> {
     anyhow::ensure!(a.batch_size >= 1, "--batch-size must be ≥ 1");
     anyhow::ensure!(a.restarts >= 1, "--restarts must be ≥ 1");
     anyhow::ensure!(a.steps != Some(0), "--steps must be ≥ 1");
+    anyhow::ensure!(a.pixels != Some(0), "--pixels must be ≥ 1");
+    anyhow::ensure!(a.query_budget != Some(0), "--query-budget must be ≥ 1");
+    anyhow::ensure!(
+        a.query_budget.is_none() || is_query_based(&a.attack),
+        "--query-budget applies to square, onepixel, sparse-rs, hopskipjump and simba, not {}",
+        a.attack
+    );
+    anyhow::ensure!(
+        a.pixels.is_none() || is_sparse(&a.attack),
+        "--pixels applies to onepixel and sparse-rs, not {}",
+        a.attack
+    );
     let attack = build(&a)?;
+    let sparse = is_sparse(&a.attack);
     let norm: Norm = a.norm.parse()?;
     let (m, data) = load_for_attack(&a.model, &a.data)?;
     let g = &m.graph;
@@ -111,6 +168,7 @@ pub fn run(a: AttackArgs) -> Result<()> {
     let mut adv = Vec::with_capacity(x.len());
     let mut success = Vec::with_capacity(n);
     let (mut forwards, mut gradients) = (0u64, 0u64);
+    let mut queries: Vec<u64> = Vec::with_capacity(n);
     let pb = bar(n as u64, &attack.name());
     let t0 = std::time::Instant::now();
     for (xs, ys) in x.chunks(a.batch_size * d).zip(y.chunks(a.batch_size)) {
@@ -123,6 +181,7 @@ pub fn run(a: AttackArgs) -> Result<()> {
         success.extend_from_slice(&out.success);
         forwards += out.forwards;
         gradients += out.gradients;
+        queries.extend_from_slice(&out.queries);
         pb.inc(ys.len() as u64);
     }
     pb.finish_and_clear();
@@ -159,8 +218,14 @@ pub fn run(a: AttackArgs) -> Result<()> {
         };
         success[i] = success[i] && ok && applicable[i];
     }
+    let shape = data.shape();
+    // Sparse attacks are measured in changed pixels (L0 over positions), the rest in --norm.
     let norms: Vec<f32> = (0..n)
         .map(|i| {
+            if sparse {
+                return changed_pixels(&adv[i * d..(i + 1) * d], &x[i * d..(i + 1) * d], shape)
+                    as f32;
+            }
             norm.of(&adv[i * d..(i + 1) * d]
                 .iter()
                 .zip(&x[i * d..(i + 1) * d])
@@ -179,15 +244,29 @@ pub fn run(a: AttackArgs) -> Result<()> {
     let median = ok_norms.get(ok_norms.len() / 2).copied();
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let counted = queries.len() == n;
     let per_sample: Vec<_> = (0..n)
-        .map(|i| json!({"index": i, "label": y[i], "clean_prediction": clean[i], "adversarial_prediction": preds[i], "success": success[i], "norm": norms[i]}))
+        .map(|i| {
+            let mut s = json!({"index": i, "label": y[i], "clean_prediction": clean[i], "adversarial_prediction": preds[i], "success": success[i], "norm": norms[i]});
+            if counted {
+                s["queries"] = json!(queries[i]);
+            }
+            s
+        })
         .collect();
+    let qps = if counted {
+        queries_per_success(&queries, &success)
+    } else {
+        None
+    };
     let report = json!({
         "attack": attack.name(),
         "model": m.source,
         "model_sha256": m.sha256,
         "data": a.data.data,
-        "norm": norm.to_string(),
+        "norm": if sparse { "l0-pixels".to_string() } else { norm.to_string() },
+        "query_budget": a.query_budget,
+        "queries_per_success": qps.map(|(mean, median)| json!({"mean": mean, "median": median})),
         "eps": a.eps,
         "target": a.target,
         "seed": a.seed,
@@ -223,10 +302,19 @@ pub fn run(a: AttackArgs) -> Result<()> {
         None => eprintln!("note: no grid written (no successful adversarial, or images that are not 1- or 3-channel)"),
     }
     println!("attack          {}", attack.name());
-    println!(
-        "threat model    {norm} ε = {} (domain [{}, {}])",
-        a.eps, threat.domain.0, threat.domain.1
-    );
+    if sparse {
+        println!(
+            "threat model    at most {} changed pixels (domain [{}, {}])",
+            a.pixels.unwrap_or(if a.attack == "onepixel" { 1 } else { 10 }),
+            threat.domain.0,
+            threat.domain.1
+        );
+    } else {
+        println!(
+            "threat model    {norm} ε = {} (domain [{}, {}])",
+            a.eps, threat.domain.0, threat.domain.1
+        );
+    }
     println!("samples         {n}");
     println!("clean accuracy  {:.2}%", 100.0 * correct as f64 / n as f64);
     if a.target.is_none() {
@@ -240,7 +328,14 @@ pub fn run(a: AttackArgs) -> Result<()> {
             .unwrap_or_default()
     );
     if let Some(m) = median {
-        println!("median ‖δ‖      {m:.4}");
+        if sparse {
+            println!("median pixels   {m}");
+        } else {
+            println!("median ‖δ‖      {m:.4}");
+        }
+    }
+    if let Some((mean, med)) = qps {
+        println!("queries/success mean {mean:.0}, median {med:.0}");
     }
     println!("queries         {forwards} forward, {gradients} gradient ({seconds:.1} s)");
     println!("wrote {} and {}", json_path.display(), grid_path.display());

@@ -161,6 +161,8 @@ pub fn run(a: AuditArgs) -> Result<()> {
             data: &data,
             seed: a.seed,
             batch: a.batch_size,
+            section_samples: a.section_samples,
+            query_budget: a.query_budget,
         };
         report.sections = run_sections(&section_names, &ctx)?;
         report.seconds += t0.elapsed().as_secs_f64();
