@@ -248,6 +248,12 @@ pub struct AuditArgs {
     /// Threat models beyond L_p balls to add as report sections, comma-separated, or `all`.
     #[arg(long, default_value = "", value_name = "NAMES")]
     pub sections: String,
+    /// Sections sparse and blackbox: attack the first N correctly classified samples.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub section_samples: usize,
+    /// Sections sparse and blackbox: model queries per sample (default: sparse 1000, blackbox 1000).
+    #[arg(long, value_name = "Q")]
+    pub query_budget: Option<usize>,
     /// With --compare: verifier for the certified accuracy per ε (L∞ only): none, ibp or crown.
     #[arg(long, default_value = "crown", value_name = "METHOD")]
     pub certify_method: String,
@@ -264,7 +270,7 @@ pub struct AttackArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t, deepfool, square (query-only), cw (C&W-L2; --norm l2), lbfgs (box-constrained L-BFGS, Szegedy et al.; --norm l2), fab, fab-t (FAB against the 9 most likely wrong classes).
+    /// Attack: fgsm, pgd, bim (PGD without random start), apgd-ce, apgd-dlr, apgd-t, deepfool, square (query-only), cw (C&W-L2; --norm l2), lbfgs (box-constrained L-BFGS, Szegedy et al.; --norm l2), fab, fab-t (FAB against the 9 most likely wrong classes); sparse (--pixels k, norm and ε ignored): onepixel (differential evolution), sparse-rs; query-only: hopskipjump (labels only; --norm l2 or linf), simba (DCT basis), simba-pixel.
     #[arg(long, default_value = "pgd")]
     pub attack: String,
     /// Perturbation norm: linf, l2 or l1.
@@ -273,9 +279,20 @@ pub struct AttackArgs {
     /// Radius of the perturbation ball, in input units.
     #[arg(long, default_value_t = 0.3)]
     pub eps: f64,
-    /// Iterations (default: pgd/bim 40, apgd 100, apgd-t 100 per target, deepfool 50, cw 200 per constant, lbfgs 60 per constant, fab/fab-t 100 per restart and target); queries for square (5000).
+    /// Iterations (default: pgd/bim 40, apgd 100, apgd-t 100 per target, deepfool 50, cw 200 per constant, lbfgs 60 per constant, fab/fab-t 100 per restart and target, onepixel 100 generations, hopskipjump 64); queries for square (5000).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Pixels an attacker may change (onepixel: 1, sparse-rs: 10).
+    #[arg(long, value_name = "K")]
+    pub pixels: Option<usize>,
+    /// Most model queries (forward evaluations) per sample for query-based attacks: square,
+    /// onepixel, sparse-rs, hopskipjump, simba (default: square 5000, onepixel 400×101,
+    /// sparse-rs 10000, hopskipjump unlimited, simba 10000).
+    #[arg(long, value_name = "Q")]
+    pub query_budget: Option<usize>,
+    /// Step ε of SimBA along each basis vector.
+    #[arg(long, default_value_t = 0.2, value_name = "EPS")]
+    pub simba_step: f32,
     /// Restarts (pgd, apgd, fab, fab-t).
     #[arg(long, default_value_t = 1)]
     pub restarts: usize,

@@ -20,13 +20,21 @@ pub struct SectionContext<'a> {
     pub seed: u64,
     /// Samples per forward pass.
     pub batch: usize,
+    /// Attack sections (sparse, blackbox): how many correctly classified samples to attack.
+    pub section_samples: usize,
+    /// Query-based sections: model queries per sample (None: the section's default).
+    pub query_budget: Option<usize>,
 }
 
 /// A section's computation.
 type SectionFn = fn(&SectionContext) -> Result<Section>;
 
 /// The sections `--sections` accepts, by name, in the order `all` runs them.
-const SECTIONS: &[(&str, SectionFn)] = &[("corruptions", super::section_corruptions::corruptions)];
+const SECTIONS: &[(&str, SectionFn)] = &[
+    ("corruptions", super::section_corruptions::corruptions),
+    ("sparse", super::section_sparse::sparse),
+    ("blackbox", super::section_blackbox::blackbox),
+];
 
 /// Parses `--sections` (comma-separated names, or `all`) into known names, in the order given.
 pub fn parse_sections(s: &str) -> Result<Vec<String>> {
