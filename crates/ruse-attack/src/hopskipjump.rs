@@ -3,14 +3,15 @@
 //! noise, else another sample of the batch), it repeats: bisect towards the clean input to the
 //! decision boundary, estimate the boundary's normal by Monte Carlo sign queries around it
 //! (B₀·√t samples at iteration t), then step along it with a geometrically shrinking step until
-//! the label is still wrong. L2 and L∞ versions; every query is counted against a budget.
+//! the label is still wrong. L2 and L∞ versions; every query is counted against a budget. A
+//! label counts as wrong only by a margin that survives re-evaluation ([`clearly_reached`]).
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::attack::{Attack, AttackOutcome, Goal, Tracker};
+use crate::attack::{clearly_reached, Attack, AttackOutcome, Goal, Tracker};
 use crate::error::{AttackError, Result};
-use crate::model::{argmax_rows, Model};
+use crate::model::Model;
 use crate::query::Budget;
 use crate::threat::{gaussian, Norm, ThreatModel};
 
@@ -61,7 +62,8 @@ pub struct Boundary {
 /// One sample's oracle: answers "adversarial?" for a batch of points, within the budget.
 struct Oracle<'a> {
     model: &'a Model<'a>,
-    hit: &'a dyn Fn(usize) -> bool,
+    label: usize,
+    target: Option<usize>,
     budget: &'a mut Budget,
     i: usize,
 }
@@ -75,10 +77,13 @@ impl Oracle<'_> {
         }
         self.budget.spend(self.i, n);
         let logits = self.model.logits(pts)?;
+        // The top-1 decision, with ties within rounding counted as not adversarial: bisection
+        // ends a hair from the boundary, and a decision that flips when the same point is
+        // evaluated in another batch would not survive the re-check.
         Ok(Some(
-            argmax_rows(&logits, self.model.classes())
-                .into_iter()
-                .map(|p| (self.hit)(p))
+            logits
+                .chunks(self.model.classes())
+                .map(|row| clearly_reached(row, self.label, self.target))
                 .collect(),
         ))
     }
@@ -251,11 +256,10 @@ impl HopSkipJump {
         let mut history = vec![Vec::new(); b];
         for i in 0..b {
             let x0 = &x[i * d..(i + 1) * d];
-            let label = labels[i];
-            let hit = move |p: usize| goal.reached(i, p, label);
             let mut o = Oracle {
                 model,
-                hit: &hit,
+                label: labels[i],
+                target: goal.targets().map(|t| t[i]),
                 budget: &mut budget,
                 i,
             };

@@ -1,10 +1,10 @@
 //! `ruse audit --sections blackbox`: an attacker who can only query the model. HopSkipJump (top-1
 //! label only, L2 and L∞), SimBA-DCT (scores) and Square (scores, L∞ ε = 0.3) at a per-sample
-//! query budget, on the first `--section-samples` (50) correctly classified samples: success rate
+//! query budget, on the first `--section-samples` (30) correctly classified samples: success rate
 //! (any size, and within the radius), median perturbation, and queries per success.
 //!
 //! Cost: at most `--query-budget` (1000) model evaluations per sample and attack (4 attacks):
-//! about 200 000 evaluations on 50 MNIST samples in the worst case.
+//! about 120 000 evaluations on 30 MNIST samples in the worst case.
 
 use anyhow::{ensure, Result};
 use rand::SeedableRng;
@@ -32,6 +32,12 @@ const SIMBA_STEP: f32 = 0.2;
 /// Examples per attack in the figure.
 const FIGURE_EXAMPLES: usize = 3;
 
+/// The largest norm that counts as within `eps`: clipping x + ε to the domain and subtracting x
+/// again rounds, so a perturbation of exactly ε can measure a few ulps more.
+fn within(eps: f32) -> f32 {
+    eps * (1.0 + 1e-5) + 1e-6
+}
+
 /// One attack's per-sample results, after re-checking.
 struct Row {
     name: String,
@@ -48,6 +54,7 @@ struct Row {
 
 /// Success, median perturbation and queries per success of query-only attacks at a budget.
 pub fn blackbox(ctx: &SectionContext) -> Result<Section> {
+    let t0 = std::time::Instant::now();
     let budget = ctx.query_budget.unwrap_or(DEFAULT_BUDGET);
     let d = ctx.model.input_len();
     let k = ctx.model.classes();
@@ -86,7 +93,7 @@ pub fn blackbox(ctx: &SectionContext) -> Result<Section> {
         let to_success = (0..n)
             .map(|i| {
                 if adversarial[i] {
-                    m.queries_to(i, eps)
+                    m.queries_to(i, within(eps))
                 } else {
                     None
                 }
@@ -141,7 +148,7 @@ pub fn blackbox(ctx: &SectionContext) -> Result<Section> {
             .map(|i| dist(&out.adv[i * d..(i + 1) * d], i, norm))
             .collect();
         let to_success = (0..n)
-            .map(|i| (adversarial[i] && norms[i] <= eps).then_some(out.queries[i]))
+            .map(|i| (adversarial[i] && norms[i] <= within(eps)).then_some(out.queries[i]))
             .collect();
         rows.push(Row {
             name,
@@ -219,7 +226,7 @@ pub fn blackbox(ctx: &SectionContext) -> Result<Section> {
         .map(String::from)
         .to_vec(),
         rows: table,
-        numbers: json!({"samples": n, "query_budget": budget, "eps_l2": EPS_L2, "eps_linf": EPS_LINF, "indices": idx, "attacks": numbers}),
+        numbers: json!({"samples": n, "seconds": t0.elapsed().as_secs_f64(), "query_budget": budget, "eps_l2": EPS_L2, "eps_linf": EPS_LINF, "indices": idx, "attacks": numbers}),
         figures,
     })
 }
