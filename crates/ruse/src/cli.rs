@@ -294,7 +294,15 @@ pub struct AttackArgs {
     /// Step ε of SimBA along each basis vector.
     #[arg(long, default_value_t = 0.2, value_name = "EPS")]
     pub simba_step: f32,
-    /// Restarts (pgd, apgd, fab, fab-t).
+    /// Spatial attacks (spatial-grid: 31 angles × 5 × 5 shifts; spatial-random: worst of --steps
+    /// (10) random transforms; spatial-grad: --steps (20) signed-gradient steps on the angle and
+    /// shifts × --restarts): largest rotation in degrees.
+    #[arg(long, default_value_t = 30.0, value_name = "DEG")]
+    pub max_angle: f32,
+    /// Spatial attacks: largest shift in pixels per axis (default 3 px per 28 px of image height).
+    #[arg(long, value_name = "PX")]
+    pub max_shift: Option<f32>,
+    /// Restarts (pgd, apgd, fab, fab-t, spatial-grad).
     #[arg(long, default_value_t = 1)]
     pub restarts: usize,
     /// Targeted: push every sample to this class (fgsm, pgd, bim, apgd-ce, apgd-dlr, lbfgs).

@@ -24,6 +24,11 @@ pub const BUNDLED_MODELS: &[(&str, &[u8], &str)] = &[
         include_bytes!("../../../assets/models/mnist-ibp.onnx"),
         "mnist-ibp (bundled IBP-trained mnist cnn-small, ε = 0.1)",
     ),
+    (
+        "signs",
+        include_bytes!("../../../assets/models/signs-cnn.onnx"),
+        "signs (bundled cnn-pool on synthetic traffic signs, 3×32×32, 12 classes)",
+    ),
 ];
 
 /// A loaded model with where it came from.

@@ -17,6 +17,7 @@ use ruse_attack::pgd::Pgd;
 use ruse_attack::query::{changed_pixels, queries_per_success};
 use ruse_attack::simba::{Simba, SimbaBasis};
 use ruse_attack::sparse_rs::SparseRs;
+use ruse_attack::spatial::{default_max_shift, Search, Spatial};
 use ruse_attack::square::Square;
 use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
 use ruse_report::Example;
@@ -29,6 +30,10 @@ use crate::progress::bar;
 fn build(a: &AttackArgs) -> Result<Box<dyn Attack>> {
     let targeted = a.target.is_some();
     Ok(match a.attack.as_str() {
+        name if name.starts_with("spatial-") => match spatial(a, 28)? {
+            Some(s) => Box::new(s),
+            None => bail!("unknown spatial attack '{name}': use spatial-grid, spatial-random or spatial-grad"),
+        },
         "fgsm" => Box::new(Fgsm),
         "pgd" | "bim" => Box::new(Pgd {
             steps: a.steps.unwrap_or(40),
@@ -129,6 +134,34 @@ fn is_query_based(name: &str) -> bool {
     )
 }
 
+/// The spatial attack `a` names (None for other attacks), its default shift scaled to images of
+/// height `h` (3 px at 28, Engstrom et al.'s MNIST setting).
+fn spatial(a: &AttackArgs, h: usize) -> Result<Option<Spatial>> {
+    let max_shift = a.max_shift.unwrap_or_else(|| default_max_shift(h));
+    let search = match a.attack.as_str() {
+        "spatial-grid" => Search::Grid {
+            angles: 31,
+            shifts: 5,
+        },
+        "spatial-random" => Search::Random {
+            k: a.steps.unwrap_or(10),
+        },
+        "spatial-grad" => Search::Gradient {
+            steps: a.steps.unwrap_or(20),
+            restarts: a.restarts,
+        },
+        _ => return Ok(None),
+    };
+    if a.target.is_some() {
+        bail!("{} is untargeted; drop --target", a.attack);
+    }
+    Ok(Some(Spatial {
+        max_angle: a.max_angle,
+        max_shift,
+        search,
+    }))
+}
+
 /// Runs the attack and writes the results.
 pub fn run(a: AttackArgs) -> Result<()> {
     anyhow::ensure!(a.batch_size >= 1, "--batch-size must be ≥ 1");
@@ -150,6 +183,11 @@ pub fn run(a: AttackArgs) -> Result<()> {
     let sparse = is_sparse(&a.attack);
     let norm: Norm = a.norm.parse()?;
     let (m, data) = load_for_attack(&a.model, &a.data)?;
+    // A spatial attack's default shift scales with the image size, known only now.
+    let attack: Box<dyn Attack> = match spatial(&a, data.height)? {
+        Some(s) => Box::new(s),
+        None => attack,
+    };
     let g = &m.graph;
     let model = Model::new(g)?;
     let k = model.classes();
@@ -302,6 +340,9 @@ pub fn run(a: AttackArgs) -> Result<()> {
         None => eprintln!("note: no grid written (no successful adversarial, or images that are not 1- or 3-channel)"),
     }
     println!("attack          {}", attack.name());
+    if a.attack.starts_with("spatial-") {
+        println!("transforms      rotation about the centre, then shift; --norm/--eps do not apply (norms in attack.json are of the pixel change)");
+    }
     if sparse {
         println!(
             "threat model    at most {} changed pixels (domain [{}, {}])",

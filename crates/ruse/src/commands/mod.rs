@@ -12,6 +12,7 @@ mod predict;
 mod section_blackbox;
 mod section_corruptions;
 mod section_sparse;
+mod section_spatial;
 mod sections;
 mod sticker;
 mod train;

@@ -33,6 +33,7 @@ type SectionFn = fn(&SectionContext) -> Result<Section>;
 const SECTIONS: &[(&str, SectionFn)] = &[
     ("corruptions", super::section_corruptions::corruptions),
     ("sparse", super::section_sparse::sparse),
+    ("spatial", super::section_spatial::spatial),
     ("blackbox", super::section_blackbox::blackbox),
 ];
 
