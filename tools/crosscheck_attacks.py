@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUSE = os.path.join(ROOT, "target", "release", "ruse")
+# RUSE_BIN lets a long run use a frozen copy of the binary while the tree is rebuilt.
+RUSE = os.environ.get("RUSE_BIN", os.path.join(ROOT, "target", "release", "ruse"))
 
 
 def load_mnist(data_dir, n):
