@@ -235,7 +235,24 @@ impl HopSkipJump {
         domain: (f32, f32),
         rng: &mut ChaCha8Rng,
     ) -> Result<Boundary> {
+        self.search(model, x, labels, goal, norm, domain, None, rng)
+    }
+
+    /// [`HopSkipJump::minimal`], stopping a sample early once its distance is ≤ `stop_at`.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        model: &Model,
+        x: &[f32],
+        labels: &[usize],
+        goal: &Goal,
+        norm: Norm,
+        domain: (f32, f32),
+        stop_at: Option<f32>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Boundary> {
         self.check(norm)?;
+        let done = |dist: f32| stop_at.is_some_and(|s| dist <= s);
         let d = model.input_len();
         let b = labels.len();
         if b * d != x.len() {
@@ -281,6 +298,9 @@ impl HopSkipJump {
             let mut dcur = dist(&xb, x0, norm);
             history[i].push((o.budget.used()[i], dcur));
             for t in 1..=self.iterations {
+                if done(dcur) {
+                    break;
+                }
                 // Probe radius: 0.1 of the domain at first, then tied to the distance.
                 let delta = if t == 1 {
                     0.1 * (hi - lo)
@@ -392,8 +412,9 @@ impl Attack for HopSkipJump {
         }
     }
 
-    /// Succeeds where the smallest adversarial found fits in the threat model's ball; elsewhere
-    /// returns its projection onto the ball (not adversarial as far as the attack knows).
+    /// Succeeds where an adversarial found fits in the threat model's ball (and stops there);
+    /// elsewhere returns the smallest one's projection onto the ball (not adversarial as far as
+    /// the attack knows).
     fn run(
         &self,
         model: &Model,
@@ -405,7 +426,17 @@ impl Attack for HopSkipJump {
     ) -> Result<AttackOutcome> {
         let d = model.input_len();
         let mut tr = Tracker::start(model, x, labels, goal)?;
-        let m = self.minimal(model, x, labels, goal, threat.norm, threat.domain, rng)?;
+        // Within a threat model, a sample is done once its adversarial fits in the ball.
+        let m = self.search(
+            model,
+            x,
+            labels,
+            goal,
+            threat.norm,
+            threat.domain,
+            Some(threat.eps),
+            rng,
+        )?;
         let mut last = m.adv.clone();
         for i in 0..labels.len() {
             let (a, x0) = (&m.adv[i * d..(i + 1) * d], &x[i * d..(i + 1) * d]);

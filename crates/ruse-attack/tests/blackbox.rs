@@ -121,6 +121,32 @@ fn hopskipjump_succeeds_only_inside_the_ball() {
         "an L2 radius of 0.001 cannot hold an adversarial"
     );
     assert!(out.norms.iter().all(|&n| n <= 1e-3 * 1.001));
+    // A wide ball (L2 6): every sample succeeds, and stops spending queries once inside it.
+    let wide = ThreatModel::new(Norm::L2, 6.0, (0.0, 1.0)).unwrap();
+    let out = attack
+        .run(
+            &model,
+            &x,
+            &y,
+            &wide,
+            &Goal::Untargeted,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
+    let preds = argmax_rows(&model.logits(&out.adv).unwrap(), model.classes());
+    for i in 0..y.len() {
+        assert!(
+            out.success[i] && preds[i] != y[i] && out.norms[i] <= 6.0,
+            "sample {i}: success {} norm {} queries {}",
+            out.success[i],
+            out.norms[i],
+            out.queries[i]
+        );
+        assert!(
+            out.queries[i] < 800,
+            "sample {i} spent its whole budget inside the ball"
+        );
+    }
 }
 
 #[test]
