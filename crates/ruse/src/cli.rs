@@ -248,9 +248,9 @@ pub struct AuditArgs {
     /// Threat models beyond L_p balls to add as report sections, comma-separated, or `all`.
     #[arg(long, default_value = "", value_name = "NAMES")]
     pub sections: String,
-    /// Sections sparse and blackbox: attack the first N correctly classified samples (each
-    /// section takes about 1 s per sample at the default budget on the bundled CNN, 2 cores).
-    #[arg(long, default_value_t = 30, value_name = "N")]
+    /// Sections sparse and blackbox: attack the first N correctly classified samples (at the
+    /// default budget on the bundled CNN, 2 cores: sparse about 3 s, blackbox 1 s per sample).
+    #[arg(long, default_value_t = 20, value_name = "N")]
     pub section_samples: usize,
     /// Sections sparse and blackbox: model queries per sample (default: sparse 1000, blackbox 1000).
     #[arg(long, value_name = "Q")]

@@ -13,6 +13,7 @@ mod section_blackbox;
 mod section_corruptions;
 mod section_sparse;
 mod section_spatial;
+mod section_stickers;
 mod sections;
 mod sticker;
 mod train;

@@ -35,6 +35,7 @@ const SECTIONS: &[(&str, SectionFn)] = &[
     ("sparse", super::section_sparse::sparse),
     ("spatial", super::section_spatial::spatial),
     ("blackbox", super::section_blackbox::blackbox),
+    ("stickers", super::section_stickers::stickers),
 ];
 
 /// Parses `--sections` (comma-separated names, or `all`) into known names, in the order given.
