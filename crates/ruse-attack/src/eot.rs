@@ -9,6 +9,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use ruse_data::signs::ViewParams;
 use ruse_data::warp::{Homography, WarpPlan};
 
 /// Ranges random views are drawn from; every parameter is uniform in its range.
@@ -169,6 +170,9 @@ pub struct Scene {
     pub backgrounds: Vec<Vec<f32>>,
     /// Input domain the rendered frame is clamped to.
     pub domain: (f32, f32),
+    /// The texture is warped onto a grid this many times finer than the frame and box-filtered
+    /// down (antialiasing, as `ruse_data::signs::render_view` does); 1 = warp straight to the frame.
+    pub supersample: usize,
 }
 
 /// A view prepared for rendering: its warp plan, the warped alpha and the fixed background term.
@@ -191,8 +195,13 @@ impl Scene {
     /// Prepares `view` for rendering (precomputes everything that does not depend on the texture).
     pub fn prepare(&self, view: &View) -> PreparedView {
         use rand::SeedableRng;
-        let plan = WarpPlan::new(&view.homography, self.tex_hw, self.out_hw);
-        let a = plan.apply(&self.alpha, 0.0);
+        let s = self.supersample.max(1);
+        // Frame pixel x covers fine pixels s·x … s·x+s−1, whose centre is s·x + (s−1)/2.
+        let fine = Homography::translation((s as f64 - 1.0) / 2.0, (s as f64 - 1.0) / 2.0)
+            .after(&Homography::scale(s as f64, s as f64))
+            .after(&view.homography);
+        let plan = WarpPlan::new(&fine, self.tex_hw, [s * self.out_hw[0], s * self.out_hw[1]]);
+        let a = pool(&plan.apply(&self.alpha, 0.0), 1, self.out_hw, s, false);
         let on = self.out_hw[0] * self.out_hw[1];
         let bg = self
             .backgrounds
@@ -226,7 +235,14 @@ impl Scene {
             .map(|(i, v)| v * self.alpha[i % tn])
             .collect();
         let on = self.out_hw[0] * self.out_hw[1];
-        let mut x = pv.plan.apply(&premul, 0.0);
+        let s = self.supersample.max(1);
+        let mut x = pool(
+            &pv.plan.apply(&premul, 0.0),
+            self.channels,
+            self.out_hw,
+            s,
+            false,
+        );
         for (i, v) in x.iter_mut().enumerate() {
             *v = pv.gain[i / on] * (*v + pv.backdrop[i]) + pv.offset;
         }
@@ -252,11 +268,62 @@ impl Scene {
             *v *= pv.gain[i / on];
         }
         let tn = self.tex_hw[0] * self.tex_hw[1];
+        let g = pool(
+            &g,
+            self.channels,
+            self.out_hw,
+            self.supersample.max(1),
+            true,
+        );
         let mut t = pv.plan.adjoint(&g);
         for (i, v) in t.iter_mut().enumerate() {
             *v *= self.alpha[i % tn];
         }
         t
+    }
+}
+
+/// Averages s×s blocks of a C×(s·H)×(s·W) image into C×H×W (`transpose`: spreads each of a
+/// C×H×W gradient's values evenly back over its block).
+fn pool(x: &[f32], c: usize, hw: [usize; 2], s: usize, transpose: bool) -> Vec<f32> {
+    if s == 1 {
+        return x.to_vec();
+    }
+    let [h, w] = hw;
+    let (fh, fw) = (s * h, s * w);
+    let inv = 1.0 / (s * s) as f32;
+    let mut out = vec![0f32; if transpose { c * fh * fw } else { c * h * w }];
+    for ch in 0..c {
+        for y in 0..fh {
+            for xx in 0..fw {
+                let (f, o) = ((ch * fh + y) * fw + xx, (ch * h + y / s) * w + xx / s);
+                if transpose {
+                    out[f] = x[o] * inv;
+                } else {
+                    out[o] += x[f] * inv;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A view from the traffic-sign dataset's own distribution ([`ruse_data::signs::ViewParams`]) of
+/// a `tex`×`tex` sign texture in an `out`×`out` frame, over background number `background`.
+pub fn sign_view(p: &ViewParams, tex: usize, out: usize, background: usize) -> View {
+    View {
+        homography: p.homography(tex, out),
+        // (v·cast·brightness − ½)·contrast + ½ = gain·v + offset.
+        gain: p
+            .cast
+            .iter()
+            .map(|c| c * p.brightness * p.contrast)
+            .collect(),
+        offset: 0.5 * (1.0 - p.contrast),
+        blur: p.blur,
+        noise: p.noise,
+        noise_seed: p.noise_seed,
+        background,
     }
 }
 
@@ -267,12 +334,12 @@ pub fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
 }
 
-/// Normalised 1-D Gaussian taps of radius ⌈2σ⌉ (a single tap of 1 for σ ≤ 0.05).
+/// Normalised 1-D Gaussian taps of radius ⌈3σ⌉ (a single tap of 1 for σ ≤ 0.05).
 fn gaussian_kernel(sigma: f32) -> Vec<f32> {
     if sigma <= 0.05 {
         return vec![1.0];
     }
-    let r = (2.0 * sigma).ceil() as i32;
+    let r = (3.0 * sigma).ceil().max(1.0) as i32;
     let k: Vec<f32> = (-r..=r)
         .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
         .collect();
@@ -337,6 +404,7 @@ mod tests {
             out_hw: [9, 11],
             backgrounds: vec![vec![0.3; 3 * 99]],
             domain: (-100.0, 100.0),
+            supersample: 2,
         };
         let mut sampler = ViewSampler::signs();
         sampler.blur = 1.5;

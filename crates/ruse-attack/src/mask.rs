@@ -17,6 +17,11 @@ const PRESETS: &[(&str, &[[f32; 4]])] = &[
             [0.56, 0.67, 0.24, 0.09],
         ],
     ),
+    // Two long bars above and below the word: a quarter of the sign, easier than four stickers.
+    (
+        "stop-bars",
+        &[[0.16, 0.19, 0.68, 0.18], [0.16, 0.63, 0.68, 0.18]],
+    ),
     // The same idea on any image: four small rectangles near the corners of the centre region.
     (
         "four-rects",

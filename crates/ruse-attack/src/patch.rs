@@ -64,6 +64,8 @@ impl Default for UniversalPatch {
                 tv_weight: 0.0,
                 kappa: 5.0,
                 check_every: 25,
+                restarts: 1,
+                cross_entropy: false,
             },
         }
     }
@@ -147,6 +149,7 @@ impl UniversalPatch {
                 out_hw: [h, w],
                 backgrounds: images.chunks(d).map(<[f32]>::to_vec).collect(),
                 domain,
+                supersample: 1,
             },
             mask,
             side,

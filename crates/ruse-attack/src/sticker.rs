@@ -49,6 +49,11 @@ pub struct StickerAttack {
     pub kappa: f32,
     /// Every this many steps the sticker is scored on the check views and the best one kept.
     pub check_every: usize,
+    /// Independent runs from fresh random stickers; the best on the check views is returned
+    /// (the loss over views is far from convex: one run can settle on a poor sticker).
+    pub restarts: usize,
+    /// Ascend cross-entropy (minus that of the target when targeted) instead of the margin.
+    pub cross_entropy: bool,
 }
 
 impl Default for StickerAttack {
@@ -61,6 +66,8 @@ impl Default for StickerAttack {
             tv_weight: 0.02,
             kappa: 5.0,
             check_every: 25,
+            restarts: 1,
+            cross_entropy: false,
         }
     }
 }
@@ -147,11 +154,16 @@ fn objective(
     labels: &[usize],
     target: Option<usize>,
     kappa: f32,
+    cross_entropy: bool,
 ) -> candle_core::Result<Tensor> {
     let k = z.dim(1)?;
-    let m = match target {
-        Some(t) => Loss::Margin.per_sample(z, &vec![t; labels.len()], None, k)?,
-        None => Loss::Margin.per_sample(z, labels, None, k)?.neg()?,
+    let m = match (target, cross_entropy) {
+        (Some(t), false) => Loss::Margin.per_sample(z, &vec![t; labels.len()], None, k)?,
+        (None, false) => Loss::Margin.per_sample(z, labels, None, k)?.neg()?,
+        (t, true) => {
+            let t = t.map(|t| vec![t; labels.len()]);
+            Loss::CrossEntropy.per_sample(z, labels, t.as_deref(), k)?
+        }
     };
     m.minimum(kappa as f64)
 }
@@ -212,56 +224,60 @@ impl StickerAttack {
         let (f0, g0) = (model.forwards(), model.gradients());
         let (lo, hi) = scene.domain;
         let pal = palette(c);
-        let mut sticker: Vec<f32> = (0..base.len()).map(|_| rng.random_range(lo..=hi)).collect();
-        let mut adam = Adam::new(sticker.len(), self.lr);
-        let mut best = (f32::NEG_INFINITY, sticker.clone());
+        let mut best = (f32::NEG_INFINITY, base.to_vec());
         let mut history = Vec::new();
         let hw = th * tw;
-        for step in 1..=self.steps {
-            let batch: Vec<LabeledView> = (0..self.views).map(|_| draw(rng)).collect();
-            let tex = apply_sticker(base, &sticker, mask);
-            let prepared: Vec<_> = batch.iter().map(|v| scene.prepare(&v.view)).collect();
-            let rendered: Vec<(Vec<f32>, Vec<f32>)> =
-                prepared.iter().map(|pv| scene.render(pv, &tex)).collect();
-            let frames: Vec<f32> = rendered.iter().flat_map(|r| r.0.iter().copied()).collect();
-            let labels: Vec<usize> = batch.iter().map(|v| v.label).collect();
-            let (_, losses, grad) =
-                model.objective_grad(&frames, |z| objective(z, &labels, target, self.kappa))?;
-            // Descent direction of −mean(objective) + penalties, pulled back to the texture.
-            let d = scene.frame_len();
-            let mut g = vec![0f32; base.len()];
-            for (i, (pv, r)) in prepared.iter().zip(&rendered).enumerate() {
-                let gi = scene.adjoint(pv, &r.1, &grad[i * d..(i + 1) * d]);
-                g.iter_mut()
-                    .zip(gi)
-                    .for_each(|(a, b)| *a -= b / self.views as f32);
-            }
-            if self.nps_weight > 0.0 {
-                let (_, gn) = nps(&sticker, c, &mask.inside, &pal);
-                g.iter_mut()
-                    .zip(gn)
-                    .for_each(|(a, b)| *a += self.nps_weight * b);
-            }
-            if self.tv_weight > 0.0 {
-                let (_, gt) = total_variation(&sticker, c, th, tw, &mask.inside);
-                g.iter_mut()
-                    .zip(gt)
-                    .for_each(|(a, b)| *a += self.tv_weight * b);
-            }
-            for (i, v) in g.iter_mut().enumerate() {
-                if !mask.inside[i % hw] {
-                    *v = 0.0;
-                }
-            }
-            adam.step(&mut sticker, &g, lo, hi);
-            if step % self.check_every == 0 || step == self.steps {
+        for restart in 0..self.restarts.max(1) {
+            let mut sticker: Vec<f32> =
+                (0..base.len()).map(|_| rng.random_range(lo..=hi)).collect();
+            let mut adam = Adam::new(sticker.len(), self.lr);
+            for step in 1..=self.steps {
+                let batch: Vec<LabeledView> = (0..self.views).map(|_| draw(rng)).collect();
                 let tex = apply_sticker(base, &sticker, mask);
-                let preds = predict_views(model, scene, &tex, check, 64)?;
-                let rate = goal_rate(&preds, check, target);
-                let mean_loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
-                history.push((step, mean_loss, rate));
-                if rate >= best.0 {
-                    best = (rate, sticker.clone());
+                let prepared: Vec<_> = batch.iter().map(|v| scene.prepare(&v.view)).collect();
+                let rendered: Vec<(Vec<f32>, Vec<f32>)> =
+                    prepared.iter().map(|pv| scene.render(pv, &tex)).collect();
+                let frames: Vec<f32> = rendered.iter().flat_map(|r| r.0.iter().copied()).collect();
+                let labels: Vec<usize> = batch.iter().map(|v| v.label).collect();
+                let (_, losses, grad) = model.objective_grad(&frames, |z| {
+                    objective(z, &labels, target, self.kappa, self.cross_entropy)
+                })?;
+                // Descent direction of −mean(objective) + penalties, pulled back to the texture.
+                let d = scene.frame_len();
+                let mut g = vec![0f32; base.len()];
+                for (i, (pv, r)) in prepared.iter().zip(&rendered).enumerate() {
+                    let gi = scene.adjoint(pv, &r.1, &grad[i * d..(i + 1) * d]);
+                    g.iter_mut()
+                        .zip(gi)
+                        .for_each(|(a, b)| *a -= b / self.views as f32);
+                }
+                if self.nps_weight > 0.0 {
+                    let (_, gn) = nps(&sticker, c, &mask.inside, &pal);
+                    g.iter_mut()
+                        .zip(gn)
+                        .for_each(|(a, b)| *a += self.nps_weight * b);
+                }
+                if self.tv_weight > 0.0 {
+                    let (_, gt) = total_variation(&sticker, c, th, tw, &mask.inside);
+                    g.iter_mut()
+                        .zip(gt)
+                        .for_each(|(a, b)| *a += self.tv_weight * b);
+                }
+                for (i, v) in g.iter_mut().enumerate() {
+                    if !mask.inside[i % hw] {
+                        *v = 0.0;
+                    }
+                }
+                adam.step(&mut sticker, &g, lo, hi);
+                if step % self.check_every == 0 || step == self.steps {
+                    let tex = apply_sticker(base, &sticker, mask);
+                    let preds = predict_views(model, scene, &tex, check, 64)?;
+                    let rate = goal_rate(&preds, check, target);
+                    let mean_loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
+                    history.push((restart * self.steps + step, mean_loss, rate));
+                    if rate >= best.0 {
+                        best = (rate, sticker.clone());
+                    }
                 }
             }
         }

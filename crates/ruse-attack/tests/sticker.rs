@@ -28,6 +28,7 @@ fn image_scene(channels: usize, hw: [usize; 2]) -> Scene {
         out_hw: hw,
         backgrounds: vec![vec![0.0; channels * hw[0] * hw[1]]],
         domain: (0.0, 1.0),
+        supersample: 1,
     }
 }
 
@@ -227,4 +228,44 @@ fn bad_masks_fail_clearly() {
     assert!(err(empty.to_str().unwrap()).contains("covers no pixel"));
     let ok = Mask::parse("rects:0,0,2,3;5,5,1,1", 28, 28).unwrap();
     assert_eq!(ok.area(), 7);
+}
+
+#[test]
+fn sign_views_render_like_the_dataset() {
+    use rand::Rng;
+    use ruse_attack::eot::sign_view;
+    use ruse_data::signs::{
+        canonical_sign, random_background, render_view, texture_size, ViewParams, CLASSES,
+    };
+    let size = 32;
+    let tex = texture_size(size);
+    let (rgb, alpha) = canonical_sign(CLASSES[0], tex);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let backgrounds: Vec<Vec<f32>> = (0..3).map(|_| random_background(size, &mut rng)).collect();
+    let scene = Scene {
+        channels: 3,
+        tex_hw: [tex, tex],
+        alpha: alpha.clone(),
+        out_hw: [size, size],
+        backgrounds: backgrounds.clone(),
+        domain: (0.0, 1.0),
+        supersample: 2,
+    };
+    for _ in 0..20 {
+        let p = ViewParams::sample(&mut rng);
+        let b = rng.random_range(0..3);
+        let ours = scene
+            .render(&scene.prepare(&sign_view(&p, tex, size, b)), &rgb)
+            .0;
+        let theirs = render_view(&rgb, &alpha, &backgrounds[b], size, &p);
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-4,
+            "differentiable render differs from the dataset's by {worst}"
+        );
+    }
 }

@@ -7,13 +7,16 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use ruse_attack::eot::{Scene, ViewSampler};
+use ruse_attack::eot::{sign_view, Scene, ViewSampler};
 use ruse_attack::mask::Mask;
 use ruse_attack::patch::{PatchShape, UniversalPatch};
 use ruse_attack::sticker::{
     apply_sticker, goal_rate, predict_views, printed, random_sticker, LabeledView, StickerAttack,
 };
 use ruse_attack::Model;
+use ruse_data::signs::{
+    canonical_sign, random_background, texture_size, SignsSpec, ViewParams, CLASSES,
+};
 use ruse_data::Dataset;
 use serde_json::{json, Value};
 
@@ -24,6 +27,7 @@ use crate::model::load_for_attack;
 const TRAIN_STREAM: u64 = 0;
 const HELD_OUT_STREAM: u64 = 1;
 const CONTROL_STREAM: u64 = 2;
+const BACKGROUND_STREAM: u64 = 3;
 
 /// A seeded generator on one of the streams above.
 pub(super) fn stream(seed: u64, s: u64) -> ChaCha8Rng {
@@ -62,7 +66,77 @@ pub(super) struct StickerObject {
     /// Where and how it is rendered.
     pub scene: Scene,
     /// Random views of it.
-    pub sampler: ViewSampler,
+    pub views: ViewSource,
+}
+
+/// Where random views come from.
+pub(super) enum ViewSource {
+    /// ruse's generic view ranges, over the scene's only background.
+    Sampler(ViewSampler),
+    /// The traffic-sign dataset's own view distribution; backgrounds `0..half` serve the
+    /// optimisation, `half..2·half` the held-out views.
+    Signs { half: usize },
+}
+
+impl StickerObject {
+    /// A random view of the object: over the optimisation's backgrounds, or the held-out ones.
+    pub fn draw(&self, rng: &mut ChaCha8Rng, held_out: bool) -> LabeledView {
+        let sc = &self.scene;
+        let view = match &self.views {
+            ViewSource::Sampler(s) => s.sample(sc.tex_hw, sc.out_hw, sc.channels, 0, rng),
+            ViewSource::Signs { half } => {
+                let p = ViewParams::sample(rng);
+                let b = rng.random_range(0..*half) + if held_out { *half } else { 0 };
+                sign_view(&p, sc.tex_hw[0], sc.out_hw[0], b)
+            }
+        };
+        LabeledView {
+            view,
+            label: self.label,
+        }
+    }
+}
+
+/// The data spec's signs settings, when the data is `signs:…`.
+pub(super) fn signs_spec(data: &str) -> Result<Option<SignsSpec>> {
+    match data.strip_prefix("signs:") {
+        Some(rest) => Ok(Some(SignsSpec::parse(rest)?)),
+        None => Ok(None),
+    }
+}
+
+/// The canonical sign of class `label` (its frontal texture at twice the image size) seen under
+/// the dataset's own view distribution, over `backgrounds` random street backgrounds per stream.
+pub(super) fn sign_object(
+    spec: &SignsSpec,
+    label: usize,
+    domain: (f32, f32),
+    seed: u64,
+    backgrounds: usize,
+) -> Result<StickerObject> {
+    let class = *CLASSES
+        .get(label)
+        .with_context(|| format!("class {label} is not a sign class"))?;
+    let tex = texture_size(spec.size);
+    let (texture, alpha) = canonical_sign(class, tex);
+    let mut rng = stream(seed, BACKGROUND_STREAM);
+    let bgs = (0..2 * backgrounds)
+        .map(|_| random_background(spec.size, &mut rng))
+        .collect();
+    Ok(StickerObject {
+        texture,
+        label,
+        scene: Scene {
+            channels: 3,
+            tex_hw: [tex, tex],
+            alpha,
+            out_hw: [spec.size, spec.size],
+            backgrounds: bgs,
+            domain,
+            supersample: 2,
+        },
+        views: ViewSource::Signs { half: backgrounds },
+    })
 }
 
 /// Image `index` of `data` as a flat object seen under [`ViewSampler::image`], on a background of
@@ -88,8 +162,9 @@ pub(super) fn image_object(data: &Dataset, index: usize, domain: (f32, f32)) -> 
             out_hw: [h, w],
             backgrounds: vec![bg],
             domain,
+            supersample: 1,
         },
-        sampler: ViewSampler::image(),
+        views: ViewSource::Sampler(ViewSampler::image()),
     }
 }
 
@@ -126,16 +201,7 @@ pub(super) fn sticker_experiment(
 ) -> Result<StickerResult> {
     let scene = &obj.scene;
     let c = scene.channels;
-    let draw = |rng: &mut ChaCha8Rng| LabeledView {
-        view: obj.sampler.sample(
-            scene.tex_hw,
-            scene.out_hw,
-            c,
-            rng.random_range(0..scene.backgrounds.len().max(1)),
-            rng,
-        ),
-        label: obj.label,
-    };
+    let draw = |rng: &mut ChaCha8Rng| obj.draw(rng, false);
     let mut rng = stream(seed, TRAIN_STREAM);
     let check: Vec<LabeledView> = (0..64).map(|_| draw(&mut rng)).collect();
     let run = attack.optimise(
@@ -149,7 +215,9 @@ pub(super) fn sticker_experiment(
         &mut rng,
     )?;
     let mut held_rng = stream(seed, HELD_OUT_STREAM);
-    let held: Vec<LabeledView> = (0..held_out).map(|_| draw(&mut held_rng)).collect();
+    let held: Vec<LabeledView> = (0..held_out)
+        .map(|_| obj.draw(&mut held_rng, true))
+        .collect();
     let stickered = apply_sticker(&obj.texture, &run.sticker, mask);
     let print = apply_sticker(&obj.texture, &printed(&run.sticker, c, mask), mask);
     let control = random_sticker(
@@ -421,10 +489,33 @@ pub fn run(a: StickerArgs) -> Result<()> {
     let (m, data) = load_for_attack(&a.model, &a.data)?;
     let model = Model::new(&m.graph)?;
     let k = model.classes();
-    let index = pick_image(&model, &data, &a)?;
-    let obj = image_object(&data, index, model.domain());
+    let signs = signs_spec(&a.data.data)?;
+    let (obj, index) = match &signs {
+        Some(spec) => {
+            if a.index.is_some() {
+                bail!("--index picks an image; with --data signs:… name the sign with --source");
+            }
+            let label = match &a.source {
+                Some(s) => class_index(s, &data, k)?,
+                None => 0,
+            };
+            (sign_object(spec, label, model.domain(), a.seed, 64)?, None)
+        }
+        None => {
+            let i = pick_image(&model, &data, &a)?;
+            (image_object(&data, i, model.domain()), Some(i))
+        }
+    };
+    let mask_spec = a.mask.clone().unwrap_or_else(|| {
+        if signs.is_some() {
+            "stop-stickers"
+        } else {
+            "four-rects"
+        }
+        .to_string()
+    });
     let [th, tw] = obj.scene.tex_hw;
-    let mask = Mask::parse(&a.mask, th, tw).with_context(|| format!("--mask '{}'", a.mask))?;
+    let mask = Mask::parse(&mask_spec, th, tw).with_context(|| format!("--mask '{mask_spec}'"))?;
     let target = a
         .target
         .as_deref()
@@ -442,6 +533,12 @@ pub fn run(a: StickerArgs) -> Result<()> {
         lr: a.lr,
         nps_weight: a.nps,
         tv_weight: a.tv,
+        restarts: a.restarts,
+        cross_entropy: match a.loss.as_str() {
+            "margin" => false,
+            "ce" => true,
+            other => bail!("unknown --loss '{other}': use margin or ce"),
+        },
         ..StickerAttack::default()
     };
     let t0 = Instant::now();
@@ -457,7 +554,15 @@ pub fn run(a: StickerArgs) -> Result<()> {
     )?;
     let seconds = t0.elapsed().as_secs_f64();
     write_sticker(
-        &a, &data, &obj, &mask, &r, target, index, &m.source, seconds,
+        &a,
+        &data,
+        &obj,
+        (&mask, &mask_spec),
+        &r,
+        target,
+        index,
+        &m.source,
+        seconds,
     )
 }
 
@@ -466,10 +571,10 @@ fn write_sticker(
     a: &StickerArgs,
     data: &Dataset,
     obj: &StickerObject,
-    mask: &Mask,
+    (mask, mask_spec): (&Mask, &str),
     r: &StickerResult,
     target: Option<usize>,
-    index: usize,
+    index: Option<usize>,
     source: &str,
     seconds: f64,
 ) -> Result<()> {
@@ -488,11 +593,13 @@ fn write_sticker(
         "data": a.data.data,
         "object": {"index": index, "class": name_of(data, label)},
         "target": target.map(|t| name_of(data, t)),
-        "mask": a.mask,
+        "mask": mask_spec,
         "mask_pixels": mask.area(),
         "mask_share": mask.area() as f64 / (mask.height * mask.width) as f64,
         "steps": a.steps,
         "views_per_step": a.views_per_step,
+        "restarts": a.restarts,
+        "loss": a.loss,
         "held_out_views": a.views,
         "seed": a.seed,
         "clean_view_accuracy": r.clean_accuracy,
@@ -561,7 +668,7 @@ fn write_sticker(
     };
     println!(
         "sticker         {goal}, mask {} ({} px, {:.1}% of the texture)",
-        a.mask,
+        mask_spec,
         mask.area(),
         100.0 * mask.area() as f64 / (mask.height * mask.width) as f64
     );
