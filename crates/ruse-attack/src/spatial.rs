@@ -483,7 +483,7 @@ impl Attack for Spatial {
                 format!("spatial-grad({steps} steps × {restarts} restarts")
             }
         };
-        format!("{what}, ±{}°, ±{} px)", self.max_angle, self.max_shift)
+        format!("{what}, ±{}°, ±{:.1} px)", self.max_angle, self.max_shift)
     }
 
     /// Runs [`Spatial::attack`]; the threat model's norm and ε are ignored (only its domain

@@ -19,12 +19,7 @@ fn data(n: usize) -> (Vec<f32>, Vec<usize>) {
 }
 
 fn accuracy(model: &Model, x: &[f32], y: &[usize]) -> usize {
-    let logits = model.logits(x).unwrap();
-    ruse_attack::model::argmax_rows(&logits, 10)
-        .iter()
-        .zip(y)
-        .filter(|(p, l)| p == l)
-        .count()
+    accuracy_k(model, x, y, 10)
 }
 
 #[test]
@@ -129,7 +124,10 @@ fn parameter_gradient_matches_finite_differences() {
             (loss(Transform { ty: t.ty + h, ..t }) - loss(Transform { ty: t.ty - h, ..t }))
                 / (2.0 * h),
         ];
-        assert!(fd.iter().any(|v| v.abs() > 0.01), "sample {i}: flat loss {fd:?}");
+        assert!(
+            fd.iter().any(|v| v.abs() > 0.01),
+            "sample {i}: flat loss {fd:?}"
+        );
         for (a, b) in [grad.angle, grad.tx, grad.ty].iter().zip(fd) {
             assert!(
                 (a - b).abs() <= 0.1 * b.abs().max(a.abs()) + 1e-3,
@@ -169,4 +167,31 @@ fn seeded_and_checked() {
     assert!(bad
         .attack(&model, &x, &y, &mut ChaCha8Rng::seed_from_u64(0))
         .is_err());
+}
+
+#[test]
+fn bundled_signs_model_is_accurate_and_rotations_hurt_it() {
+    // Ties the bundled model to the renderer: a change to signs.rs that shifts the images shows here.
+    let bytes = include_bytes!("../../../assets/models/signs-cnn.onnx");
+    let g = ruse_graph::import::import_onnx(bytes, std::path::Path::new("signs")).unwrap();
+    let model = Model::new(&g).unwrap();
+    let spec: ruse_data::DataSpec = "signs:0".parse().unwrap();
+    let d = ruse_data::load(&spec, ruse_data::Split::Test, Some(600)).unwrap();
+    let correct = accuracy_k(&model, &d.images, &d.labels, 12);
+    assert!(correct * 100 >= 97 * d.len(), "{correct}/{}", d.len());
+    let (x, y) = (&d.images[..120 * 3072], &d.labels[..120]);
+    let out = Spatial::random(30.0, 3.4)
+        .attack(&model, x, y, &mut ChaCha8Rng::seed_from_u64(0))
+        .unwrap();
+    let robust = out.success.iter().filter(|&&s| !s).count();
+    assert!(robust < accuracy_k(&model, x, y, 12), "{robust}");
+}
+
+fn accuracy_k(model: &Model, x: &[f32], y: &[usize], k: usize) -> usize {
+    let logits = model.logits(x).unwrap();
+    ruse_attack::model::argmax_rows(&logits, k)
+        .iter()
+        .zip(y)
+        .filter(|(p, l)| p == l)
+        .count()
 }
