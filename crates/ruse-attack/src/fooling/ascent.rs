@@ -1,6 +1,7 @@
 //! Gradient ascent from noise on the log-probability of the target class (as in Nguyen et al.
 //! 2015 and, with regularisation, Simonyan et al. 2014 / Yosinski et al. 2015): normalised
-//! gradient steps, optional L2 decay towards the domain's middle, optional periodic Gaussian blur.
+//! gradient steps, optional L2 decay towards the domain's middle, optional periodic Gaussian
+//! blur; the most confident image seen is returned.
 
 use rand_chacha::ChaCha8Rng;
 
@@ -62,6 +63,9 @@ impl Ascent {
         let mut x: Vec<f32> = (0..n * d).map(|_| uniform((lo, hi), rng)).collect();
         let step = self.step_size * (hi - lo) * (d as f32).sqrt();
         let mut conf = vec![0f32; n];
+        // The most confident image so far per class: a fixed step can bounce past the best point.
+        let mut best = vec![f32::NEG_INFINITY; n];
+        let mut best_x = x.clone();
         let mut steps_to = vec![None::<usize>; n];
         for t in 0..=self.steps {
             let open: Vec<usize> = (0..n).filter(|&i| steps_to[i].is_none()).collect();
@@ -79,6 +83,10 @@ impl Ascent {
             let probs = softmax_rows(&logits, k);
             for (j, &i) in open.iter().enumerate() {
                 conf[i] = probs[j][classes[i]];
+                if conf[i] > best[i] {
+                    best[i] = conf[i];
+                    best_x[i * d..(i + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
+                }
                 if conf[i] >= self.threshold {
                     steps_to[i] = Some(t);
                     continue;
@@ -99,13 +107,13 @@ impl Ascent {
             }
         }
         // A fresh forward pass gives the reported confidences.
-        let probs = softmax_rows(&model.logits(&x)?, k);
+        let probs = softmax_rows(&model.logits(&best_x)?, k);
         Ok((0..n)
             .map(|i| {
                 let c = probs[i][classes[i]];
                 FoolingImage {
                     class: classes[i],
-                    image: x[i * d..(i + 1) * d].to_vec(),
+                    image: best_x[i * d..(i + 1) * d].to_vec(),
                     confidence: c,
                     queries: steps_to[i].unwrap_or(self.steps) as u64 + 1,
                     steps: steps_to[i].unwrap_or(self.steps),

@@ -162,7 +162,8 @@ pub fn run(a: FoolArgs) -> Result<()> {
         grid.push(Image {
             pixels: px,
             shape,
-            label: format!("{} {:.1}", f.class, 100.0 * c),
+            // Rounded down, so 99.96% never reads as 100.0.
+            label: format!("{} {:.1}", f.class, (1000.0 * c).floor() / 10.0),
         });
         per_class.push(json!({
             "class": f.class,
@@ -203,6 +204,11 @@ pub fn run(a: FoolArgs) -> Result<()> {
         "max_queries_per_class": a.max_queries,
         "steps": a.steps,
         "fooled": fooled,
+        "queries_meaning": if a.method == "gradient" {
+            "gradient evaluations (one forward and one backward pass each) for this class"
+        } else {
+            "model evaluations spent by the whole run when this class first reached the bar (all classes share one population)"
+        },
         "classes": per_class,
         "forwards": model.forwards(),
         "gradients": model.gradients(),
