@@ -443,7 +443,8 @@ pub struct StickerArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Class of the object (name or number): the first image of it the model gets right.
+    /// Class of the object (name or number): on signs data its canonical sign (default stop),
+    /// otherwise the first image of it the model gets right.
     #[arg(long)]
     pub source: Option<String>,
     /// Sample index of the object instead of --source.
@@ -452,10 +453,12 @@ pub struct StickerArgs {
     /// Targeted: make the views read this class (name or number); untargeted without it.
     #[arg(long)]
     pub target: Option<String>,
-    /// Where the sticker may go: rects:x,y,w,h;… (texture pixels), png:PATH (white = sticker,
-    /// same size as the texture), or a preset: four-rects, stop-stickers, centre-square.
-    #[arg(long, default_value = "four-rects")]
-    pub mask: String,
+    /// Where the sticker may go: rects:x,y,w,h;… (texture pixels: the image itself, or on signs
+    /// data the 2·SIZE-pixel canonical sign), png:PATH (white = sticker,
+    /// same size as the texture), or a preset: four-rects, stop-stickers, stop-bars, centre-square
+    /// (default: stop-stickers on signs data, four-rects otherwise).
+    #[arg(long)]
+    pub mask: Option<String>,
     /// Adam steps.
     #[arg(long, default_value_t = 300)]
     pub steps: usize,
@@ -474,6 +477,12 @@ pub struct StickerArgs {
     /// Weight of the total variation (smoothness).
     #[arg(long, default_value_t = 0.02)]
     pub tv: f32,
+    /// Independent optimisations from fresh random stickers; the best on the check views wins.
+    #[arg(long, default_value_t = 1)]
+    pub restarts: usize,
+    /// Loss: margin (clipped at 5) or ce (cross-entropy).
+    #[arg(long, default_value = "margin")]
+    pub loss: String,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
