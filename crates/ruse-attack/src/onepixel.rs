@@ -3,6 +3,8 @@
 //! DE/rand/1 without crossover evolves a population of candidates against the model's
 //! probabilities only (a score-based black-box attack), and every forward evaluation is counted.
 //! The perturbation size is the number of changed pixels (L0 over positions), never more than k.
+//! Early stop: a sample is done as soon as one candidate reaches the goal (the paper stops at a
+//! probability threshold instead; for a success rate the first success is what counts).
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -24,6 +26,10 @@ pub struct OnePixel {
     pub generations: usize,
     /// DE scale factor F (paper: 0.5).
     pub scale: f32,
+    /// Binomial crossover rate per pixel gene (paper: None, no crossover: children are the
+    /// mutants); with Some(cr) each of the k pixels comes from the mutant with probability cr
+    /// (at least one always does), else from the parent.
+    pub crossover: Option<f32>,
     /// Most forward evaluations per sample (None: population × (1 + generations)).
     pub query_budget: Option<usize>,
 }
@@ -35,6 +41,7 @@ impl Default for OnePixel {
             population: 400,
             generations: 100,
             scale: 0.5,
+            crossover: None,
             query_budget: None,
         }
     }
@@ -152,6 +159,16 @@ impl OnePixel {
                 for j in 0..gl {
                     child[j] = a[j] + self.scale * (b[j] - cc[j]);
                 }
+                if let Some(cr) = self.crossover {
+                    let keep = rng.random_range(0..self.pixels);
+                    for p in (0..self.pixels).filter(|&p| p != keep) {
+                        if rng.random::<f32>() >= cr {
+                            let g = p * (2 + c)..(p + 1) * (2 + c);
+                            child[g.clone()]
+                                .copy_from_slice(&cands[i * gl + g.start..i * gl + g.end]);
+                        }
+                    }
+                }
                 Self::clamp(child, shape, domain);
             }
             let logits = evaluate(&children, &mut imgs, &mut spent)?;
@@ -192,9 +209,13 @@ impl Attack for OnePixel {
         rng: &mut ChaCha8Rng,
     ) -> Result<AttackOutcome> {
         let shape = image_shape(model.input_shape(), "the one-pixel attack")?;
-        if self.pixels == 0 || self.population < 4 || !self.scale.is_finite() {
+        if self.pixels == 0
+            || self.population < 4
+            || !self.scale.is_finite()
+            || self.crossover.is_some_and(|cr| !(0.0..=1.0).contains(&cr))
+        {
             return Err(AttackError::Invalid(
-                "the one-pixel attack needs ≥ 1 pixel, a population ≥ 4 and a finite F".into(),
+                "the one-pixel attack needs ≥ 1 pixel, a population ≥ 4, a finite F and a crossover rate in [0, 1]".into(),
             ));
         }
         let per_sample = self.population as u64 * (1 + self.generations as u64);

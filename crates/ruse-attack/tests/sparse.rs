@@ -200,6 +200,24 @@ fn one_pixel_de_finds_few_pixel_adversarials_within_budget() {
         "5-pixel DE fooled none of {} vulnerable digits",
         y.len()
     );
+    // With binomial crossover the constraint and the counts hold as well.
+    let crossed = OnePixel {
+        crossover: Some(0.5),
+        query_budget: Some(1000),
+        ..attack.clone()
+    };
+    let before = model.forwards();
+    let out2 = crossed
+        .run(
+            &model,
+            &x,
+            &y,
+            &threat,
+            &Goal::Untargeted,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
+    check(&out2, &x, &y, k, 1000, &model, model.forwards() - before);
     // Failures spend whole populations up to the budget: 100 + 19·100 = 2000.
     for i in 0..y.len() {
         if !out.success[i] {
