@@ -22,6 +22,15 @@ const PRESETS: &[(&str, &[[f32; 4]])] = &[
         "stop-bars",
         &[[0.16, 0.19, 0.68, 0.18], [0.16, 0.63, 0.68, 0.18]],
     ),
+    // Three upright strips across the letters S, T and O: 11.7% of the sign, on the word itself.
+    (
+        "stop-strips",
+        &[
+            [0.1875, 0.344, 0.125, 0.3125],
+            [0.375, 0.344, 0.125, 0.3125],
+            [0.5625, 0.344, 0.125, 0.3125],
+        ],
+    ),
     // The same idea on any image: four small rectangles near the corners of the centre region.
     (
         "four-rects",

@@ -455,7 +455,8 @@ pub struct StickerArgs {
     pub target: Option<String>,
     /// Where the sticker may go: rects:x,y,w,h;… (texture pixels: the image itself, or on signs
     /// data the 2·SIZE-pixel canonical sign), png:PATH (white = sticker,
-    /// same size as the texture), or a preset: four-rects, stop-stickers, stop-bars, centre-square
+    /// same size as the texture), or a preset: four-rects, stop-stickers, stop-strips, stop-bars,
+    /// centre-square
     /// (default: stop-stickers on signs data, four-rects otherwise).
     #[arg(long)]
     pub mask: Option<String>,

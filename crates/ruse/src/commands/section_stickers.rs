@@ -2,9 +2,10 @@
 //! and a universal patch, scored on held-out random views, next to the clean views and a
 //! random-noise sticker of the same mask.
 //!
-//! On traffic-sign data (`--data signs:…`) the sticker goes on the canonical stop sign (four
-//! RP2-like stickers, `stop-stickers`), targeted at "speed 45" when the model has that class,
-//! and untargeted. On other data it goes on the first few correctly classified images of
+//! On traffic-sign data (`--data signs:…`) the sticker goes on the canonical stop sign: three
+//! strips across the letters (`stop-strips`) and four RP2-like stickers above and below the word
+//! (`stop-stickers`), targeted at "speed 45" when the model has that class, and the four
+//! stickers untargeted. On other data it goes on the first few correctly classified images of
 //! different classes (`four-rects` in image coordinates), untargeted. The universal patch (a disc
 //! of 10% of the image area) aims at the class that random-noise patches already push the model
 //! towards most often, and is trained on the first half of the audited samples and tested on the
@@ -74,7 +75,7 @@ pub fn stickers(ctx: &SectionContext) -> Result<Section> {
         if let Some(t) = target.filter(|&t| t < k) {
             jobs.push((
                 sign_object(spec, 0, model.domain(), ctx.seed, 32)?,
-                "stop-bars",
+                "stop-strips",
                 Some(t),
             ));
             jobs.push((
