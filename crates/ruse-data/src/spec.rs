@@ -140,7 +140,12 @@ impl FromStr for DataSpec {
             ))
         })?;
         if dir.is_empty() {
-            return Err(parse_err("the directory after ':' is empty".into()));
+            return Err(parse_err(if kind == DataKind::Signs {
+                "signs needs a seed after ':', e.g. signs:0 or signs:0:5000:64 (SEED[:N[:SIZE]])"
+                    .into()
+            } else {
+                "the directory after ':' is empty".into()
+            }));
         }
         Ok(DataSpec {
             kind,

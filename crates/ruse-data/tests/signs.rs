@@ -84,6 +84,15 @@ fn bad_specs_are_clear_errors() {
 }
 
 #[test]
+fn a_signs_spec_without_seed_says_what_to_write() {
+    let err = "signs:".parse::<DataSpec>().unwrap_err().to_string();
+    assert!(
+        err.contains("signs needs a seed") && err.contains("SEED[:N[:SIZE]]"),
+        "{err}"
+    );
+}
+
+#[test]
 fn canonical_signs_have_their_colours() {
     // Stop: red octagon with a white rim; centre row holds white text on red.
     let (rgb, alpha) = canonical_sign(SignClass::Stop, 64);
