@@ -54,7 +54,16 @@ fn every_type_and_severity_is_seeded_keeps_shape_and_range_and_changes_the_image
     let gray: Vec<(Vec<f32>, [usize; 3])> = (0..d.len())
         .map(|i| (d.image(i).to_vec(), d.shape()))
         .collect();
-    let rgb: Vec<(Vec<f32>, [usize; 3])> = (0..2).map(|v| (rgb_card(v), [3, 32, 32])).collect();
+    let mut rgb: Vec<(Vec<f32>, [usize; 3])> = (0..2).map(|v| (rgb_card(v), [3, 32, 32])).collect();
+    // Other sizes: a non-square RGB image and an 8×8 grey one (sklearn-digits size).
+    let odd: Vec<f32> = (0..3 * 40 * 48)
+        .map(|i| ((i % 48) as f32 / 47.0 * 0.8 + ((i / 48) % 40 > 20) as u8 as f32 * 0.2))
+        .collect();
+    rgb.push((odd, [3, 40, 48]));
+    let tiny: Vec<f32> = (0..64)
+        .map(|i| if (i % 8 + i / 8) % 3 == 0 { 0.9 } else { 0.1 })
+        .collect();
+    rgb.push((tiny, [1, 8, 8]));
     for c in ALL {
         for sev in 1..=MAX_SEVERITY {
             for (i, (img, shape)) in gray.iter().chain(&rgb).enumerate() {

@@ -60,6 +60,7 @@ fn accuracy(ctx: &SectionContext, data: &Dataset) -> Result<f64> {
 
 /// Accuracy per corruption and severity, mCE and relative mCE, with sample images.
 pub fn corruptions(ctx: &SectionContext) -> Result<Section> {
+    let t0 = std::time::Instant::now();
     let data = ctx.data;
     let clean = accuracy(ctx, data)?;
     let mut rows = Vec::new();
@@ -95,6 +96,7 @@ pub fn corruptions(ctx: &SectionContext) -> Result<Section> {
     columns.extend((1..=MAX_SEVERITY).map(|s| format!("sev {s}")));
     columns.push("mean".into());
     let figures = figures(data, ctx.seed)?;
+    let seconds = t0.elapsed().as_secs_f64();
     Ok(Section {
         id: "corruptions".into(),
         title: "Common corruptions".into(),
@@ -103,7 +105,8 @@ pub fn corruptions(ctx: &SectionContext) -> Result<Section> {
              Dietterich 2019) at severities 1–5, seed {} (frost uses a synthesised texture). \
              Clean accuracy {:.1}%. Mean corruption error (mean error over types and severities) \
              {:.1}%; relative mCE (mean over types of the type's error minus the clean error) {:.1} \
-             points. Unlike the paper, errors are not normalised by AlexNet's.",
+             points. Unlike the paper, errors are not normalised by AlexNet's. ({seconds:.0} s; \
+             `--limit` bounds the cost.)",
             data.len(),
             ctx.seed,
             100.0 * clean,
@@ -120,6 +123,7 @@ pub fn corruptions(ctx: &SectionContext) -> Result<Section> {
             "relative_mce": rel_mce,
             "mean_corrupted_accuracy": 1.0 - mce,
             "per_type": per_type,
+            "seconds": seconds,
         }),
         figures,
     })
