@@ -295,7 +295,7 @@ pub struct AttackArgs {
     #[arg(long, default_value_t = 0.2, value_name = "EPS")]
     pub simba_step: f32,
     /// Spatial attacks (spatial-grid: 31 angles × 5 × 5 shifts; spatial-random: worst of --steps
-    /// (10) random transforms; spatial-grad: --steps (20) signed-gradient steps on the angle and
+    /// (10) random transforms; spatial-grad: --steps (10) signed-gradient steps on the angle and
     /// shifts × --restarts): largest rotation in degrees.
     #[arg(long, default_value_t = 30.0, value_name = "DEG")]
     pub max_angle: f32,

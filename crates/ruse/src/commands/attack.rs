@@ -147,7 +147,7 @@ fn spatial(a: &AttackArgs, h: usize) -> Result<Option<Spatial>> {
             k: a.steps.unwrap_or(10),
         },
         "spatial-grad" => Search::Gradient {
-            steps: a.steps.unwrap_or(20),
+            steps: a.steps.unwrap_or(10),
             restarts: a.restarts,
         },
         _ => return Ok(None),
