@@ -232,3 +232,38 @@ fn bad_classes_and_methods_are_clear_errors() {
         .to_string();
     assert!(e.contains("class 12 is not a class of this model"), "{e}");
 }
+
+#[test]
+fn audit_fooling_section_fools_every_class_of_the_default_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().to_str().unwrap();
+    ok(&[
+        "audit",
+        "--sections",
+        "fooling",
+        "--limit",
+        "20",
+        "--eps",
+        "0.01",
+        "--out",
+        out,
+    ]);
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    let s = r["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "fooling")
+        .expect("fooling section");
+    for method in ["gradient", "direct", "cppn"] {
+        let m = &s["numbers"][method];
+        assert_eq!(m["fooled"], 10, "{method}: {m}");
+        for c in m["per_class"].as_array().unwrap() {
+            assert!(c["confidence"].as_f64().unwrap() >= 0.99, "{method}: {c}");
+        }
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("cppn: one image per class"));
+}

@@ -11,6 +11,7 @@ mod inspect;
 mod predict;
 mod section_blackbox;
 mod section_corruptions;
+mod section_fooling;
 mod section_sparse;
 mod section_spatial;
 mod section_stickers;

@@ -32,6 +32,7 @@ type SectionFn = fn(&SectionContext) -> Result<Section>;
 /// The sections `--sections` accepts, by name, in the order `all` runs them.
 const SECTIONS: &[(&str, SectionFn)] = &[
     ("corruptions", super::section_corruptions::corruptions),
+    ("fooling", super::section_fooling::fooling),
     ("sparse", super::section_sparse::sparse),
     ("spatial", super::section_spatial::spatial),
     ("blackbox", super::section_blackbox::blackbox),
