@@ -57,7 +57,7 @@ fn every_type_and_severity_is_seeded_keeps_shape_and_range_and_changes_the_image
     let mut rgb: Vec<(Vec<f32>, [usize; 3])> = (0..2).map(|v| (rgb_card(v), [3, 32, 32])).collect();
     // Other sizes: a non-square RGB image and an 8×8 grey one (sklearn-digits size).
     let odd: Vec<f32> = (0..3 * 40 * 48)
-        .map(|i| ((i % 48) as f32 / 47.0 * 0.8 + ((i / 48) % 40 > 20) as u8 as f32 * 0.2))
+        .map(|i| (i % 48) as f32 / 47.0 * 0.8 + ((i / 48) % 40 > 20) as u8 as f32 * 0.2)
         .collect();
     rgb.push((odd, [3, 40, 48]));
     let tiny: Vec<f32> = (0..64)
