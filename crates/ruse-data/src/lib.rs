@@ -10,8 +10,8 @@ mod folder;
 mod idx;
 mod image_input;
 mod mnist;
-mod source;
 pub mod signs;
+mod source;
 mod spec;
 pub mod warp;
 

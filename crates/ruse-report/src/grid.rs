@@ -26,7 +26,14 @@ const GLYPHS: [[u8; 5]; 13] = [
 ];
 
 /// Draws `text` (digits, '>', '-', '.'; other characters leave a gap) with its top-left at (x0, y0).
-pub(crate) fn draw_text(img: &mut RgbImage, text: &str, x0: u32, y0: u32, scale: u32, color: Rgb<u8>) {
+pub(crate) fn draw_text(
+    img: &mut RgbImage,
+    text: &str,
+    x0: u32,
+    y0: u32,
+    scale: u32,
+    color: Rgb<u8>,
+) {
     let mut x = x0;
     for ch in text.chars() {
         let g = match ch {
@@ -57,7 +64,14 @@ pub(crate) fn draw_text(img: &mut RgbImage, text: &str, x0: u32, y0: u32, scale:
 }
 
 /// Paints a C×H×W image (1 or 3 channels, values in [0,1]) scaled by `scale` at (x0, y0).
-pub(crate) fn blit(img: &mut RgbImage, px: &[f32], shape: [usize; 3], x0: u32, y0: u32, scale: u32) {
+pub(crate) fn blit(
+    img: &mut RgbImage,
+    px: &[f32],
+    shape: [usize; 3],
+    x0: u32,
+    y0: u32,
+    scale: u32,
+) {
     let [c, h, w] = shape;
     for yy in 0..h {
         for xx in 0..w {

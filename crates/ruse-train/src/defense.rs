@@ -508,12 +508,19 @@ mod tests {
         let c = flat(&noisy(&x, sigma, &mut batch_rng(3, 1, 1)).unwrap());
         assert_eq!(a, b, "same batch generator, different noise");
         assert_ne!(a, c, "different batches got the same noise");
-        let d: Vec<f64> = a.iter().zip(flat(&x)).map(|(p, q)| (p - q) as f64).collect();
+        let d: Vec<f64> = a
+            .iter()
+            .zip(flat(&x))
+            .map(|(p, q)| (p - q) as f64)
+            .collect();
         let n = d.len() as f64;
         let mean = d.iter().sum::<f64>() / n;
         let sd = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
         assert!(mean.abs() < 0.02, "noise mean {mean}");
-        assert!((sd - sigma as f64).abs() < 0.02, "noise sd {sd}, want {sigma}");
+        assert!(
+            (sd - sigma as f64).abs() < 0.02,
+            "noise sd {sd}, want {sigma}"
+        );
         assert!(
             a.iter().any(|&v| !(0.0..=1.0).contains(&v)),
             "noisy inputs were clamped to the domain"

@@ -89,7 +89,10 @@ fn bad_defense_flags_are_clear_errors() {
         &["--no-random-start"],
     );
     refused("--defense gaussian", &["needs --noise-sigma"]);
-    refused("--defense gaussian --noise-sigma=-1", &["--noise-sigma -1", "σ"]);
+    refused(
+        "--defense gaussian --noise-sigma=-1",
+        &["--noise-sigma -1", "σ"],
+    );
     refused(
         "--defense gaussian --noise-sigma 0.25 --eps 0.3",
         &["--eps", "do not apply to --defense gaussian"],

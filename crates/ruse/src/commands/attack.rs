@@ -130,7 +130,14 @@ fn is_sparse(name: &str) -> bool {
 fn is_query_based(name: &str) -> bool {
     matches!(
         name,
-        "square" | "onepixel" | "sparse-rs" | "hopskipjump" | "hsj" | "simba" | "simba-dct" | "simba-pixel"
+        "square"
+            | "onepixel"
+            | "sparse-rs"
+            | "hopskipjump"
+            | "hsj"
+            | "simba"
+            | "simba-dct"
+            | "simba-pixel"
     )
 }
 
@@ -346,7 +353,8 @@ pub fn run(a: AttackArgs) -> Result<()> {
     if sparse {
         println!(
             "threat model    at most {} changed pixels (domain [{}, {}])",
-            a.pixels.unwrap_or(if a.attack == "onepixel" { 1 } else { 10 }),
+            a.pixels
+                .unwrap_or(if a.attack == "onepixel" { 1 } else { 10 }),
             threat.domain.0,
             threat.domain.1
         );

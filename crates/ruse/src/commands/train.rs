@@ -104,7 +104,16 @@ fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize, usize)> {
         }
         return Ok((Defense::None, 0, 0));
     }
-    if !["pgd-at", "trades", "fgsm-at", "ibp", "crown-ibp", "gaussian"].contains(&name) {
+    if ![
+        "pgd-at",
+        "trades",
+        "fgsm-at",
+        "ibp",
+        "crown-ibp",
+        "gaussian",
+    ]
+    .contains(&name)
+    {
         bail!(
             "unknown defense '{name}'; choose one of: none, pgd-at, trades, fgsm-at, ibp, crown-ibp, gaussian"
         );
@@ -129,7 +138,11 @@ fn parse_defense(a: &TrainArgs) -> Result<(Defense, usize, usize)> {
         }
         return Ok((Defense::GaussianNoise { sigma }, 0, 0));
     }
-    only("--noise-sigma", a.noise_sigma.is_some(), "--defense gaussian")?;
+    only(
+        "--noise-sigma",
+        a.noise_sigma.is_some(),
+        "--defense gaussian",
+    )?;
     let Some(eps) = a.eps else {
         bail!(
             "--defense {name} needs --eps, the L∞ radius in input units (e.g. --eps 0.3 for MNIST)"
