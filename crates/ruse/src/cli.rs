@@ -245,7 +245,8 @@ pub struct AuditArgs {
     /// is `default`, `mnist-pgdat`, `mnist-ibp` (bundled) or an ONNX file (instead of --model).
     #[arg(long, num_args = 2.., value_name = "MODEL", conflicts_with = "model")]
     pub compare: Vec<String>,
-    /// Threat models beyond L_p balls to add as report sections, comma-separated, or `all`.
+    /// Threat models beyond L_p balls to add as report sections, comma-separated, or `all`:
+    /// spatial, stickers, sparse, blackbox, corruptions, fooling.
     #[arg(long, default_value = "", value_name = "NAMES")]
     pub sections: String,
     /// Sections sparse and blackbox: attack the first N correctly classified samples (at the

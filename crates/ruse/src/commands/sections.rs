@@ -8,8 +8,6 @@ use ruse_attack::Model;
 use ruse_data::Dataset;
 use ruse_report::Section;
 
-// Fields are read by the section functions listed in SECTIONS.
-#[allow(dead_code)]
 /// What every section gets: the model, the audited data, the seed and the batch size.
 pub struct SectionContext<'a> {
     /// The model under audit.
@@ -31,12 +29,12 @@ type SectionFn = fn(&SectionContext) -> Result<Section>;
 
 /// The sections `--sections` accepts, by name, in the order `all` runs them.
 const SECTIONS: &[(&str, SectionFn)] = &[
+    ("spatial", super::section_spatial::spatial),
+    ("stickers", super::section_stickers::stickers),
+    ("sparse", super::section_sparse::sparse),
+    ("blackbox", super::section_blackbox::blackbox),
     ("corruptions", super::section_corruptions::corruptions),
     ("fooling", super::section_fooling::fooling),
-    ("sparse", super::section_sparse::sparse),
-    ("spatial", super::section_spatial::spatial),
-    ("blackbox", super::section_blackbox::blackbox),
-    ("stickers", super::section_stickers::stickers),
 ];
 
 /// Parses `--sections` (comma-separated names, or `all`) into known names, in the order given.
