@@ -598,6 +598,29 @@ fn audit_rejects_bad_settings_clearly() {
         (vec!["audit", "--eps", "abc"], "is not a number"),
         (vec!["audit", "--norm", "l7"], "unknown norm"),
         (vec!["audit", "--preset", "huge"], "unknown preset"),
+        (
+            vec!["audit", "--sections", "dance"],
+            "unknown audit section 'dance'",
+        ),
+        (
+            vec!["audit", "--sections", "sparse", "--section-samples", "0"],
+            "--section-samples must be ≥ 1",
+        ),
+        (
+            vec!["audit", "--sections", "blackbox", "--query-budget", "0"],
+            "--query-budget must be ≥ 1",
+        ),
+        (
+            vec![
+                "audit",
+                "--sections",
+                "spatial",
+                "--compare",
+                "default",
+                "mnist-pgdat",
+            ],
+            "not with --compare",
+        ),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_ruse"))
             .args(&args)

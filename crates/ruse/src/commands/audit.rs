@@ -144,6 +144,11 @@ pub fn run(a: AuditArgs) -> Result<()> {
     let eps = parse_eps(&a.eps)?;
     let suite = Suite::preset(&a.preset, norm)?;
     let section_names = parse_sections(&a.sections)?;
+    anyhow::ensure!(a.section_samples >= 1, "--section-samples must be ≥ 1");
+    anyhow::ensure!(
+        a.query_budget.is_none_or(|q| q >= 1),
+        "--query-budget must be ≥ 1"
+    );
     if !a.compare.is_empty() {
         anyhow::ensure!(
             section_names.is_empty(),
@@ -153,6 +158,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
     }
     let (m, data) = load_for_attack(&a.model, &a.data)?;
     let (mut report, examples) = audit_model(&a, &m, &data, norm, &eps, &suite)?;
+    let mut section_error = None;
     if !section_names.is_empty() {
         let t0 = Instant::now();
         let model = Model::new(&m.graph)?;
@@ -164,7 +170,19 @@ pub fn run(a: AuditArgs) -> Result<()> {
             section_samples: a.section_samples,
             query_budget: a.query_budget,
         };
-        report.sections = run_sections(&section_names, &ctx)?;
+        // One at a time, so a failing section still leaves the audit so far in the report files.
+        for name in &section_names {
+            match run_sections(std::slice::from_ref(name), &ctx) {
+                Ok(mut done) => report.sections.append(&mut done),
+                Err(e) => {
+                    section_error = Some(e.context(format!(
+                        "audit section '{name}' failed; {} holds the L_p audit and the sections before it",
+                        a.out.display()
+                    )));
+                    break;
+                }
+            }
+        }
         report.seconds += t0.elapsed().as_secs_f64();
     }
     print_card(&report);
@@ -182,7 +200,10 @@ pub fn run(a: AuditArgs) -> Result<()> {
         json_path.display(),
         html_path.display()
     );
-    Ok(())
+    match section_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Audits one loaded model on loaded data: honesty checks, clean accuracy, minimal perturbations,
