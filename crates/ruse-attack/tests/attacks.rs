@@ -12,10 +12,8 @@ use ruse_attack::suite::{Suite, SuiteSettings};
 use ruse_attack::{Attack, AttackOutcome, Goal, Model, Norm, ThreatModel};
 use ruse_graph::Graph;
 
-fn default_model() -> Graph {
-    let bytes = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
-    ruse_graph::import::import_onnx(bytes, std::path::Path::new("default")).unwrap()
-}
+mod common;
+use common::default_model;
 
 fn data(n: usize) -> (Vec<f32>, Vec<usize>) {
     let d = ruse_data::bundled_mnist_test().unwrap();

@@ -9,26 +9,9 @@ use ruse_attack::model::argmax_rows;
 use ruse_attack::simba::{Simba, SimbaBasis};
 use ruse_attack::square::Square;
 use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
-use ruse_graph::Graph;
 
-fn default_model() -> Graph {
-    let bytes = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
-    ruse_graph::import::import_onnx(bytes, std::path::Path::new("default")).unwrap()
-}
-
-fn correct(model: &Model, n: usize) -> (Vec<f32>, Vec<usize>) {
-    let d = ruse_data::bundled_mnist_test().unwrap();
-    let (x, y) = d.gather(&(0..200).collect::<Vec<_>>());
-    let preds = argmax_rows(&model.logits(&x).unwrap(), model.classes());
-    let keep: Vec<usize> = (0..y.len()).filter(|&i| preds[i] == y[i]).take(n).collect();
-    let dl = model.input_len();
-    (
-        keep.iter()
-            .flat_map(|&i| x[i * dl..(i + 1) * dl].to_vec())
-            .collect(),
-        keep.iter().map(|&i| y[i]).collect(),
-    )
-}
+mod common;
+use common::{correct, default_model};
 
 #[test]
 fn hopskipjump_stays_adversarial_while_its_distance_shrinks() {

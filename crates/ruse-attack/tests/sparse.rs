@@ -9,27 +9,9 @@ use ruse_attack::onepixel::OnePixel;
 use ruse_attack::query::changed_pixels;
 use ruse_attack::sparse_rs::SparseRs;
 use ruse_attack::{Attack, AttackOutcome, Goal, Model, Norm, ThreatModel};
-use ruse_graph::Graph;
 
-fn default_model() -> Graph {
-    let bytes = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
-    ruse_graph::import::import_onnx(bytes, std::path::Path::new("default")).unwrap()
-}
-
-/// The first `n` bundled test images the model classifies correctly.
-fn correct(model: &Model, n: usize) -> (Vec<f32>, Vec<usize>) {
-    let d = ruse_data::bundled_mnist_test().unwrap();
-    let (x, y) = d.gather(&(0..200).collect::<Vec<_>>());
-    let preds = argmax_rows(&model.logits(&x).unwrap(), model.classes());
-    let keep: Vec<usize> = (0..y.len()).filter(|&i| preds[i] == y[i]).take(n).collect();
-    let dl = model.input_len();
-    (
-        keep.iter()
-            .flat_map(|&i| x[i * dl..(i + 1) * dl].to_vec())
-            .collect(),
-        keep.iter().map(|&i| y[i]).collect(),
-    )
-}
+mod common;
+use common::{correct, default_model};
 
 /// Every claimed success is misclassified on a fresh forward pass, changes ≤ k pixels, stays in
 /// the domain; the per-sample queries add up to the model's forward count and respect `budget`.

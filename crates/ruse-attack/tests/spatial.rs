@@ -6,12 +6,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use ruse_attack::spatial::{apply_transform, Search, Spatial, Transform};
 use ruse_attack::Model;
-use ruse_graph::Graph;
 
-fn default_model() -> Graph {
-    let bytes = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
-    ruse_graph::import::import_onnx(bytes, std::path::Path::new("default")).unwrap()
-}
+mod common;
+use common::default_model;
 
 fn data(n: usize) -> (Vec<f32>, Vec<usize>) {
     let d = ruse_data::bundled_mnist_test().unwrap().take(n);

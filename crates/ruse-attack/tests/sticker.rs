@@ -13,12 +13,9 @@ use ruse_attack::sticker::{
     apply_sticker, goal_rate, predict_views, random_sticker, LabeledView, StickerAttack,
 };
 use ruse_attack::Model;
-use ruse_graph::Graph;
 
-fn default_model() -> Graph {
-    let bytes = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
-    ruse_graph::import::import_onnx(bytes, std::path::Path::new("default")).unwrap()
-}
+mod common;
+use common::default_model;
 
 fn image_scene(channels: usize, hw: [usize; 2]) -> Scene {
     Scene {
