@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use base64::Engine;
 
-use crate::audit::{AuditReport, ComparisonReport, Example, Section};
+use crate::audit::{AuditReport, ComparisonReport, Example, Section, Warning};
 use crate::svg::{accuracy_curve, accuracy_curves, trim};
 
 fn esc(s: &str) -> String {
@@ -109,17 +109,7 @@ pub fn render(r: &AuditReport, examples: &[Example], class_names: &[String], nor
     h += "<h2>Accuracy vs ε</h2>";
     h += &accuracy_curve(&pts, norm);
     h += "<h2>Honesty checks</h2>";
-    if r.warnings.is_empty() {
-        h += "<p>No check fired.</p>";
-    }
-    for w in &r.warnings {
-        h += &format!(
-            "<div class=\"warn\"><b>{}</b>: {}<br><small>evidence: {}</small></div>",
-            esc(&w.check),
-            esc(&w.message),
-            esc(&w.evidence)
-        );
-    }
+    h += &warnings_html(&r.warnings);
     h += "<h2>Adversarial examples</h2><p>clean | adversarial | perturbation (amplified; grey = unchanged)</p><div class=\"grid\">";
     for ex in examples {
         let diff = amplified_difference(&ex.clean, &ex.adversarial);
@@ -241,17 +231,7 @@ pub fn render_comparison(r: &ComparisonReport) -> String {
     h += "<h2>Honesty checks</h2>";
     for m in &r.models {
         h += &format!("<h3>{}</h3>", esc(&m.name));
-        if m.warnings.is_empty() {
-            h += "<p>No check fired.</p>";
-        }
-        for w in &m.warnings {
-            h += &format!(
-                "<div class=\"warn\"><b>{}</b>: {}<br><small>evidence: {}</small></div>",
-                esc(&w.check),
-                esc(&w.message),
-                esc(&w.evidence)
-            );
-        }
+        h += &warnings_html(&m.warnings);
     }
     h += "<h2>Models</h2><table><tr><th class=\"l\">name</th><th class=\"l\">source</th><th class=\"l\">sha256</th><th>seconds</th></tr>";
     for m in &r.models {
@@ -277,6 +257,24 @@ pub fn render_comparison(r: &ComparisonReport) -> String {
         r.seconds
     );
     h
+}
+
+/// The honesty-check flags with their evidence, or a line saying none fired.
+fn warnings_html(warnings: &[Warning]) -> String {
+    if warnings.is_empty() {
+        return "<p>No check fired.</p>".into();
+    }
+    warnings
+        .iter()
+        .map(|w| {
+            format!(
+                "<div class=\"warn\"><b>{}</b>: {}<br><small>evidence: {}</small></div>",
+                esc(&w.check),
+                esc(&w.message),
+                esc(&w.evidence)
+            )
+        })
+        .collect()
 }
 
 /// Renders one section of an audit: heading, summary, table and image rows.
