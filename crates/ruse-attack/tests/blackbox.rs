@@ -11,7 +11,7 @@ use ruse_attack::square::Square;
 use ruse_attack::{Attack, Goal, Model, Norm, ThreatModel};
 
 mod common;
-use common::{correct, default_model};
+use common::{correct, default_model, run_counted};
 
 #[test]
 fn hopskipjump_stays_adversarial_while_its_distance_shrinks() {
@@ -148,18 +148,7 @@ fn simba_respects_its_budget_and_counts_exactly() {
             query_budget: budget as usize,
             freq: None,
         };
-        let before = model.forwards();
-        let out = attack
-            .run(
-                &model,
-                &x,
-                &y,
-                &wide,
-                &Goal::Untargeted,
-                &mut ChaCha8Rng::seed_from_u64(0),
-            )
-            .unwrap();
-        let spent = model.forwards() - before;
+        let (out, spent) = run_counted(&attack, &model, &x, &y, &wide, 0);
         assert_eq!(
             out.queries.iter().sum::<u64>(),
             spent,
@@ -199,18 +188,7 @@ fn square_honours_its_budget_per_sample() {
         queries: 200,
         ..Square::default()
     };
-    let before = model.forwards();
-    let out = attack
-        .run(
-            &model,
-            &x,
-            &y,
-            &threat,
-            &Goal::Untargeted,
-            &mut ChaCha8Rng::seed_from_u64(0),
-        )
-        .unwrap();
-    let spent = model.forwards() - before;
+    let (out, spent) = run_counted(&attack, &model, &x, &y, &threat, 0);
     assert_eq!(out.queries.iter().sum::<u64>(), spent);
     for i in 0..y.len() {
         assert!(out.queries[i] <= 200);

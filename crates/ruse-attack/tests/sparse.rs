@@ -11,7 +11,7 @@ use ruse_attack::sparse_rs::SparseRs;
 use ruse_attack::{Attack, AttackOutcome, Goal, Model, Norm, ThreatModel};
 
 mod common;
-use common::{correct, default_model};
+use common::{correct, default_model, run_counted};
 
 /// Every claimed success is misclassified on a fresh forward pass, changes ≤ k pixels, stays in
 /// the domain; the per-sample queries add up to the model's forward count and respect `budget`.
@@ -65,18 +65,7 @@ fn sparse_rs_fools_with_few_pixels_and_more_pixels_fool_more() {
             queries: 300,
             ..SparseRs::default()
         };
-        let before = model.forwards();
-        let out = attack
-            .run(
-                &model,
-                &x,
-                &y,
-                &threat,
-                &Goal::Untargeted,
-                &mut ChaCha8Rng::seed_from_u64(1),
-            )
-            .unwrap();
-        let spent = model.forwards() - before;
+        let (out, spent) = run_counted(&attack, &model, &x, &y, &threat, 1);
         check(&out, &x, &y, k, 300, &model, spent);
         rates.push(out.success.iter().filter(|&&s| s).count());
     }
@@ -163,18 +152,7 @@ fn one_pixel_de_finds_few_pixel_adversarials_within_budget() {
         query_budget: Some(budget as usize),
         ..OnePixel::default()
     };
-    let before = model.forwards();
-    let out = attack
-        .run(
-            &model,
-            &x,
-            &y,
-            &threat,
-            &Goal::Untargeted,
-            &mut ChaCha8Rng::seed_from_u64(0),
-        )
-        .unwrap();
-    let spent = model.forwards() - before;
+    let (out, spent) = run_counted(&attack, &model, &x, &y, &threat, 0);
     check(&out, &x, &y, k, budget, &model, spent);
     let fooled = out.success.iter().filter(|&&s| s).count();
     assert!(
@@ -188,18 +166,8 @@ fn one_pixel_de_finds_few_pixel_adversarials_within_budget() {
         query_budget: Some(1000),
         ..attack.clone()
     };
-    let before = model.forwards();
-    let out2 = crossed
-        .run(
-            &model,
-            &x,
-            &y,
-            &threat,
-            &Goal::Untargeted,
-            &mut ChaCha8Rng::seed_from_u64(0),
-        )
-        .unwrap();
-    check(&out2, &x, &y, k, 1000, &model, model.forwards() - before);
+    let (out2, spent2) = run_counted(&crossed, &model, &x, &y, &threat, 0);
+    check(&out2, &x, &y, k, 1000, &model, spent2);
     // Failures spend whole populations up to the budget: 100 + 19·100 = 2000.
     for i in 0..y.len() {
         if !out.success[i] {
