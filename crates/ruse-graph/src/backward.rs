@@ -344,7 +344,10 @@ impl Graph {
         let grads = s.backward()?;
         Ok(vars
             .iter()
-            .map(|v| v.as_ref().and_then(|v| grads.get(v.as_tensor()).cloned()))
+            .map(|v| {
+                v.as_ref()
+                    .and_then(|v| grads.get(v.as_tensor()).map(|g| g.detach()))
+            })
             .collect())
     }
 

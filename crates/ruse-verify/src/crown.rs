@@ -1194,7 +1194,9 @@ pub fn optimize_from(
                     lo: f64,
                     hi: f64|
          -> candle_core::Result<()> {
-            let Some(g) = grads.get(var.as_tensor()) else {
+            // Detached: a Var's gradient references the pass's graph, and Adam's moments
+            // would otherwise keep every iteration's graph alive.
+            let Some(g) = grads.get(var.as_tensor()).map(|g| g.detach()) else {
                 return Ok(());
             };
             let st = match adam.entry(key) {
@@ -1204,7 +1206,7 @@ pub fn optimize_from(
                     e.insert(Adam { m: z.clone(), v: z })
                 }
             };
-            st.m = ((&st.m * 0.9)? + (g * 0.1)?)?;
+            st.m = ((&st.m * 0.9)? + (&g * 0.1)?)?;
             st.v = ((&st.v * 0.999)? + (g.sqr()? * 0.001)?)?;
             let mh = (&st.m / (1.0 - 0.9f64.powi(t)))?;
             let vh = (&st.v / (1.0 - 0.999f64.powi(t)))?;

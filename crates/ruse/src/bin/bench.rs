@@ -117,7 +117,9 @@ fn main() -> anyhow::Result<()> {
         let gx = grads
             .get(xv.as_tensor())
             .ok_or_else(|| anyhow::anyhow!("no input gradient"))?;
-        x = (xv.as_tensor() + (gx.sign()? * 0.01)?)?.clamp(0f32, 1f32)?;
+        x = (xv.as_tensor() + (gx.sign()? * 0.01)?)?
+            .clamp(0f32, 1f32)?
+            .detach();
         Ok(())
     })?;
 
