@@ -7,81 +7,19 @@
 //! 1×28×28 → 10 CNN) so that they do not depend on it. Tests that train need ../shared/data and
 //! skip with a note when it is absent.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
-/// Repository root.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// ../shared/data, if present.
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.is_dir().then_some(p)
-}
+mod common;
+use common::{describe, fails, ok, path_str, root, run, shared_data};
 
 /// A committed ONNX model with MNIST-shaped input (1×28×28) and 10 outputs.
 fn fixture_model() -> String {
     let p = root().join("tests/fixtures/torch_cnn.onnx");
     assert!(p.is_file(), "missing fixture {}", p.display());
     p.to_str().unwrap().to_string()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-/// Runs `ruse ARGS` (with 2 kernel threads unless the test sets --threads itself).
-fn run(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ruse"));
-    if !args.contains(&"--threads") {
-        cmd.args(["--threads", "2"]);
-    }
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("cannot start the ruse binary")
-}
-
-fn describe(args: &[&str], out: &Output) -> String {
-    format!(
-        "ruse {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs and asserts success; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "expected success:\n{}",
-        describe(args, &out)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{}", describe(args, &out));
-    String::from_utf8(out.stdout).expect("stdout is UTF-8")
-}
-
-/// Runs and asserts failure with a clear message (containing every `needle`) and no panic.
-fn fails(args: &[&str], needles: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let d = describe(args, &out);
-    assert!(!out.status.success(), "expected failure:\n{d}");
-    assert_ne!(out.status.code(), None, "killed by a signal:\n{d}");
-    assert!(!stderr.contains("panicked"), "panicked:\n{d}");
-    assert!(stderr.contains("error"), "no error message:\n{d}");
-    for n in needles {
-        assert!(stderr.contains(n), "stderr lacks {n:?}:\n{d}");
-    }
-    stderr
 }
 
 /// Parses stdout as exactly one JSON object.

@@ -1,31 +1,21 @@
 //! `ruse audit --compare`: several models side by side on the same data, radii, preset and seed,
 //! and clear errors for models that do not fit the data.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use ruse_graph::{Graph, Op, Operand};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ruse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .output()
-        .expect("cannot start the ruse binary")
-}
+mod common;
+use common::{root, run};
 
 #[test]
 fn compare_shows_the_undefended_and_the_pgd_trained_model_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cmp");
     let pgdat = root().join("assets/models/mnist-pgdat.onnx");
-    let o = ruse(&[
+    let o = run(&[
         "audit",
         "--compare",
         "default",
@@ -139,7 +129,7 @@ fn compare_rejects_models_that_do_not_fit_the_data_clearly() {
     for (models, needle) in cases {
         let mut args = vec!["audit", "--limit", "5", "--compare"];
         args.extend(&models);
-        let o = ruse(&args);
+        let o = run(&args);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{models:?}: {stderr}");
         assert!(
@@ -172,7 +162,7 @@ fn compare_rejects_models_that_do_not_fit_the_data_clearly() {
             "--certify-method none",
         ),
     ] {
-        let o = ruse(&args);
+        let o = run(&args);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
@@ -189,7 +179,7 @@ fn compare_rejects_models_that_do_not_fit_the_data_clearly() {
             "mnist-pgdat",
         ],
     ] {
-        let o = ruse(&args);
+        let o = run(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
 }

@@ -1,17 +1,10 @@
 //! `ruse audit --sections corruptions` and `ruse corrupt` on the bundled model and data: the
 //! section's numbers are complete and consistent, and bad arguments are clear errors.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .output()
-        .expect("cannot start the ruse binary")
-}
+mod common;
+use common::run;
 
 #[test]
 fn audit_section_reports_every_type_and_severity_and_a_consistent_mce() {

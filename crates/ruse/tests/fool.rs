@@ -4,7 +4,6 @@
 //! are clear errors.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
@@ -13,6 +12,9 @@ use ruse_attack::fooling::{softmax_rows, Ascent, Cppn, DirectImage, Evolution, G
 use ruse_attack::Model;
 use ruse_graph::Graph;
 use serde_json::Value;
+
+mod common;
+use common::{ok, run};
 
 fn default_graph() -> Graph {
     let bytes = include_bytes!("../../../assets/models/mnist-cnn-pool.onnx");
@@ -33,26 +35,6 @@ fn probs(g: &Graph, x: &[f32]) -> Vec<f32> {
         .to_vec1()
         .unwrap();
     softmax_rows(&z, z.len()).remove(0)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .output()
-        .expect("cannot start the ruse binary")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "ruse {}\n{}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
 }
 
 #[test]

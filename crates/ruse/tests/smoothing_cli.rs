@@ -2,54 +2,10 @@
 //! few noise samples (per-sample answers, certified accuracy per radius, JSON, seeded
 //! reproducibility), clear errors for bad settings, and the L∞ mode left as it was.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-/// Runs `ruse --threads 2 ARGS`.
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("cannot start the ruse binary")
-}
-
-fn describe(args: &[&str], out: &Output) -> String {
-    format!(
-        "ruse {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs and asserts success without a panic; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    let d = describe(args, &out);
-    assert!(out.status.success(), "expected success:\n{d}");
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-        "{d}"
-    );
-    String::from_utf8(out.stdout).expect("stdout is UTF-8")
-}
-
-/// Runs and asserts a failure with `status`, `error` and every needle on stderr, no panic.
-fn fails_with(status: i32, args: &[&str], needles: &[&str]) {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let d = describe(args, &out);
-    assert_eq!(out.status.code(), Some(status), "exit status:\n{d}");
-    assert!(!stderr.contains("panicked"), "panicked:\n{d}");
-    assert!(stderr.contains("error"), "no error message:\n{d}");
-    for n in needles {
-        assert!(stderr.contains(n), "stderr lacks {n:?}:\n{d}");
-    }
-}
+mod common;
+use common::{fails_with, ok};
 
 const TINY: [&str; 9] = [
     "certify",

@@ -1,28 +1,16 @@
 //! The spatial threat model and the signs data from the command line: `ruse audit --sections
 //! spatial`, `ruse attack --attack spatial-*`, `ruse eval --model signs --data signs:…`.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .output()
-        .expect("cannot start the ruse binary")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{ok, run};
 
 #[test]
 fn audit_section_reports_each_search_below_clean_accuracy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().to_str().unwrap();
-    let stdout = ok(&run(&[
+    let stdout = ok(&[
         "audit",
         "--sections",
         "spatial",
@@ -32,7 +20,7 @@ fn audit_section_reports_each_search_below_clean_accuracy() {
         "0.1",
         "--out",
         out,
-    ]));
+    ]);
     assert!(
         stdout.contains("== Spatial: rotations and translations =="),
         "{stdout}"
@@ -68,7 +56,7 @@ fn attack_command_runs_each_search_and_refuses_targets() {
     let dir = tempfile::tempdir().expect("tempdir");
     for attack in ["spatial-grid", "spatial-random", "spatial-grad"] {
         let out = dir.path().join(attack);
-        let stdout = ok(&run(&[
+        let stdout = ok(&[
             "attack",
             "--attack",
             attack,
@@ -80,7 +68,7 @@ fn attack_command_runs_each_search_and_refuses_targets() {
             "5",
             "--out",
             out.to_str().unwrap(),
-        ]));
+        ]);
         assert!(stdout.contains("±20°, ±3.0 px"), "{stdout}");
         let r: Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("attack.json")).unwrap())
@@ -108,9 +96,9 @@ fn attack_command_runs_each_search_and_refuses_targets() {
 
 #[test]
 fn bundled_signs_model_on_signs_data() {
-    let stdout = ok(&run(&[
+    let stdout = ok(&[
         "eval", "--model", "signs", "--data", "signs:0", "--limit", "300", "--json",
-    ]));
+    ]);
     let r: Value = serde_json::from_str(stdout.trim()).expect("eval --json prints JSON");
     assert_eq!(r["n"], 300);
     assert!(r["accuracy"].as_f64().unwrap() >= 0.97, "{r}");

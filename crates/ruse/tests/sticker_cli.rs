@@ -1,17 +1,12 @@
 //! `ruse sticker` and `ruse patch` end to end on the bundled model and data (short runs): the JSON
 //! holds rates in [0, 1] and the grid is written; bad masks, classes and shapes are clear errors.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .output()
-        .expect("ruse runs")
-}
+mod common;
+use common::run;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -1,30 +1,8 @@
 //! `ruse train --defense ibp …`: bad certified-training flags are clear errors (refused before any
 //! data is loaded).
 
-use std::process::{Command, Output};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("cannot start the ruse binary")
-}
-
-/// `ruse train --data mnist:/nonexistent EXTRA` fails with exit status 1 and every needle.
-fn refused(extra: &str, needles: &[&str]) {
-    let mut args = vec!["train", "--data", "mnist:/nonexistent"];
-    args.extend(extra.split(' '));
-    let out = run(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let d = format!("ruse {}\nstatus: {}\n{stderr}", args.join(" "), out.status);
-    assert_eq!(out.status.code(), Some(1), "{d}");
-    assert!(!stderr.contains("panicked"), "{d}");
-    for n in needles {
-        assert!(stderr.contains(n), "missing '{n}':\n{d}");
-    }
-}
+mod common;
+use common::{refused, run};
 
 #[test]
 fn bad_certified_training_flags_are_clear_errors() {

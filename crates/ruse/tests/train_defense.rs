@@ -3,58 +3,12 @@
 //! reports validation under PGD and resumes with the checkpoint's defense (needs ../shared/data,
 //! skipped with a note when absent).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use serde_json::Value;
 
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.is_dir().then_some(p)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("cannot start the ruse binary")
-}
-
-fn describe(args: &[&str], out: &Output) -> String {
-    format!(
-        "ruse {}\nstatus: {}\n--- stderr ---\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs and asserts success; returns stderr (where progress goes).
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "expected success:\n{}",
-        describe(args, &out)
-    );
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// `ruse train --data mnist:/nonexistent EXTRA` fails with exit status 1 and every needle.
-fn refused(extra: &str, needles: &[&str]) {
-    let mut args = vec!["train", "--data", "mnist:/nonexistent"];
-    args.extend(extra.split(' '));
-    let out = run(&args);
-    let d = describe(&args, &out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{d}");
-    assert!(!stderr.contains("panicked"), "{d}");
-    for n in needles {
-        assert!(stderr.contains(n), "missing '{n}':\n{d}");
-    }
-}
+mod common;
+use common::{describe, ok_stderr, refused, run, shared_data};
 
 #[test]
 fn bad_defense_flags_are_clear_errors() {
@@ -136,7 +90,7 @@ fn pgd_at_is_seeded_validated_under_pgd_and_resumes_with_its_defense() {
         );
         let mut a: Vec<&str> = args.split_whitespace().collect();
         a.extend(["--data", &data, "--out", out.to_str().unwrap()]);
-        ok(&a)
+        ok_stderr(&a)
     };
     let (a, b, c) = (
         dir.path().join("a.onnx"),
@@ -167,7 +121,7 @@ fn pgd_at_is_seeded_validated_under_pgd_and_resumes_with_its_defense() {
     );
 
     // Resume keeps the defense (and its ramp): 1 + 1 epochs equal 2 straight, byte for byte.
-    let log = ok(&[
+    let log = ok_stderr(&[
         "train",
         "--resume",
         ck.to_str().unwrap(),

@@ -6,70 +6,20 @@
 //! Tests on ../shared/vnncomp skip with a note when it is absent (CI has it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use ruse_graph::zoo::{self, Arch, ZooSpec};
 use serde_json::Value;
 
-/// ../shared/vnncomp, if present.
+mod common;
+use common::{describe, fails_with, ok, path_str as s, run, shared_dir};
+
+/// ../shared/vnncomp, if present (a note when not).
 fn vnncomp() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vnncomp");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("note: {} not found; skipping", p.display());
-        None
+    let p = shared_dir("vnncomp");
+    if p.is_none() {
+        eprintln!("note: ../shared/vnncomp not found; skipping");
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-/// Runs `ruse --threads 2 ARGS`.
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ruse"))
-        .args(["--threads", "2"])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("cannot start the ruse binary")
-}
-
-fn describe(args: &[&str], out: &Output) -> String {
-    format!(
-        "ruse {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs and asserts success without a panic; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    let d = describe(args, &out);
-    assert!(out.status.success(), "expected success:\n{d}");
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-        "{d}"
-    );
-    String::from_utf8(out.stdout).expect("stdout is UTF-8")
-}
-
-/// Runs and asserts exit status 1 with `error` and every needle on stderr, no panic.
-fn fails(args: &[&str], needles: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let d = describe(args, &out);
-    assert_eq!(out.status.code(), Some(1), "expected exit status 1:\n{d}");
-    assert!(!stderr.contains("panicked"), "panicked:\n{d}");
-    assert!(stderr.contains("error"), "no error message:\n{d}");
-    for n in needles {
-        assert!(stderr.contains(n), "stderr lacks {n:?}:\n{d}");
-    }
-    stderr
+    p
 }
 
 /// Asserts that a `sat` result re-parses and its counterexample violates the property.
@@ -240,36 +190,42 @@ fn verify_rejects_bad_input_with_clear_errors() {
     let bad = dir.path().join("bad.vnnlib");
     std::fs::write(&bad, "(declare-const X_0 Real)\n(assert (<= X_0 1.0)\n").unwrap();
     let bad_loc = format!("{}:2:", bad.display());
-    fails(
+    fails_with(
+        1,
         &["verify", "--onnx", s(&onnx), "--vnnlib", s(&bad)],
         &[&bad_loc],
     );
     // An unknown operator, also located.
     std::fs::write(&bad, "(declare-const X_0 Real)\n(assert (foo X_0 1.0))\n").unwrap();
-    fails(
+    fails_with(
+        1,
         &["verify", "--onnx", s(&onnx), "--vnnlib", s(&bad)],
         &[&bad_loc, "foo"],
     );
     // More inputs than the network has.
     let wide = dir.path().join("wide.vnnlib");
     write_vnnlib(&wide, 6, 3, 0.0, 1.0, "(assert (>= Y_0 Y_1))");
-    fails(
+    fails_with(
+        1,
         &["verify", "--onnx", s(&onnx), "--vnnlib", s(&wide)],
         &["wide.vnnlib", "X_4", "4 inputs"],
     );
     // Missing files.
     let missing = dir.path().join("missing.onnx");
-    fails(
+    fails_with(
+        1,
         &["verify", "--onnx", s(&missing), "--vnnlib", s(&good)],
         &["missing.onnx"],
     );
     let missing = dir.path().join("missing.vnnlib");
-    fails(
+    fails_with(
+        1,
         &["verify", "--onnx", s(&onnx), "--vnnlib", s(&missing)],
         &["missing.vnnlib"],
     );
     // Bad settings.
-    fails(
+    fails_with(
+        1,
         &[
             "verify",
             "--onnx",
@@ -281,7 +237,8 @@ fn verify_rejects_bad_input_with_clear_errors() {
         ],
         &["magic", "ibp, crown, alpha or bab"],
     );
-    fails(
+    fails_with(
+        1,
         &[
             "verify",
             "--onnx",
@@ -302,7 +259,8 @@ fn verify_names_an_op_without_a_bound_rule() {
     // Softmax outputs are below 1, so no falsifier can answer before the bounds are needed.
     let vnnlib = dir.path().join("softmax.vnnlib");
     write_vnnlib(&vnnlib, 7, 7, 0.0, 0.1, "(assert (>= Y_0 2.0))");
-    fails(
+    fails_with(
+        1,
         &[
             "verify",
             "--onnx",
@@ -454,7 +412,8 @@ fn vnncomp_check_fails_on_a_wrong_verdict_and_records_errors() {
         s(&csv),
     ]);
     assert_eq!(csv_rows(&csv).len(), 2, "{out}");
-    fails(
+    fails_with(
+        1,
         &["vnncomp", s(&dir.path().join("nothing-here"))],
         &["nothing-here"],
     );
@@ -509,8 +468,12 @@ fn certify_bundled_model_with_crown() {
     for needle in ["clean", "certified", "falsified", "0.001"] {
         assert!(table.contains(needle), "{table}");
     }
-    fails(&["certify", "--eps=-1"], &["--eps"]);
-    fails(&["certify", "--eps", "0.1", "--method", "nope"], &["nope"]);
+    fails_with(1, &["certify", "--eps=-1"], &["--eps"]);
+    fails_with(
+        1,
+        &["certify", "--eps", "0.1", "--method", "nope"],
+        &["nope"],
+    );
 }
 
 #[test]
