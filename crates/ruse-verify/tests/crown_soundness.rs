@@ -14,48 +14,8 @@ use ruse_verify::crown::{self, Intermediate, OptimizeOptions};
 use ruse_verify::dense::DenseNet;
 use ruse_verify::ibp::Interval;
 
-fn inside(v: f64, l: f64, h: f64) -> f32 {
-    let mut f = v as f32;
-    if (f as f64) < l {
-        f = f.next_up();
-    }
-    if (f as f64) > h {
-        f = f.next_down();
-    }
-    f
-}
-
-fn samples(lo: &[f64], hi: &[f64], k: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let mut pts: Vec<f32> = Vec::new();
-    pts.extend(lo.iter().zip(hi).map(|(&l, &h)| inside(l, l, h)));
-    pts.extend(lo.iter().zip(hi).map(|(&l, &h)| inside(h, l, h)));
-    for _ in 0..k {
-        pts.extend(lo.iter().zip(hi).map(|(&l, &h)| {
-            if rng.random::<f32>() < 0.3 {
-                inside(if rng.random::<bool>() { l } else { h }, l, h)
-            } else {
-                inside(l + (h - l) * rng.random::<f64>(), l, h)
-            }
-        }));
-    }
-    pts
-}
-
-fn outputs(g: &Graph, pts: &[f32]) -> Vec<Vec<f64>> {
-    let n = g.input_len();
-    let mut shape = vec![pts.len() / n];
-    shape.extend_from_slice(g.input_shape());
-    let y: Vec<f32> = g
-        .forward(&Tensor::from_slice(pts, shape, &Device::Cpu).unwrap())
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    y.chunks(g.output_len())
-        .map(|r| r.iter().map(|&v| v as f64).collect())
-        .collect()
-}
+mod common;
+use common::{fixtures_ops, outputs, samples};
 
 fn interval(g: &Graph, lo: &[f64], hi: &[f64]) -> Interval {
     let mut shape = vec![1];
@@ -206,9 +166,7 @@ fn crown_is_no_looser_than_ibp_on_linear_nets_and_tighter_on_mlps() {
         );
     }
     // Without nonlinearities CROWN is exact up to rounding margins, so never looser than IBP.
-    let lin = ruse_graph::import::load_onnx(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ops/gemm.onnx"),
-    );
+    let lin = ruse_graph::import::load_onnx(fixtures_ops().join("gemm.onnx"));
     if let Ok(lin) = lin {
         let n = lin.input_len();
         let lo: Vec<f64> = (0..n).map(|i| -0.5 + 0.01 * i as f64).collect();
@@ -491,7 +449,7 @@ fn dense_path_agrees_with_the_generic_path_and_is_sound() {
 
 #[test]
 fn fixtures_are_bounded_by_crown_or_refused_by_name() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ops");
+    let dir = fixtures_ops();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (mut ok, mut refused) = (0, Vec::new());
     let mut entries: Vec<_> = std::fs::read_dir(&dir)

@@ -1,66 +1,32 @@
 //! IBP soundness: points sampled inside the input box (corners included) always evaluate, with
 //! ruse's f32 forward pass, to outputs inside the computed bounds; ops without a rule are errors.
 
-use std::path::Path;
-
-use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ruse_graph::zoo::{build, Arch, ZooSpec};
 use ruse_graph::Graph;
 use ruse_verify::ibp::ibp;
 
-/// The f32 nearest to `v` that still lies in [l, h] (the forward pass runs on f32 inputs).
-fn inside(v: f64, l: f64, h: f64) -> f32 {
-    let mut f = v as f32;
-    if (f as f64) < l {
-        f = f.next_up();
-    }
-    if (f as f64) > h {
-        f = f.next_down();
-    }
-    f
-}
+mod common;
+use common::{fixtures_ops, outputs, samples, vnncomp};
 
-/// Checks `samples` random points (plus both corners) of [lo, hi]; returns the mean bound width.
+/// Checks `n_samples` random points (plus both corners) of [lo, hi]; returns the mean bound width.
 fn check_sound(
     g: &Graph,
     lo: &[f64],
     hi: &[f64],
-    samples: usize,
+    n_samples: usize,
     rng: &mut ChaCha8Rng,
     what: &str,
 ) -> f64 {
     let (bl, bu) = ibp(g, lo, hi).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let n = lo.len();
-    let mut pts: Vec<f32> = Vec::new();
-    pts.extend(lo.iter().zip(hi).map(|(&l, &h)| inside(l, l, h)));
-    pts.extend(lo.iter().zip(hi).map(|(&l, &h)| inside(h, l, h)));
-    for _ in 0..samples {
-        pts.extend(lo.iter().zip(hi).map(|(&l, &h)| {
-            if rng.random::<f32>() < 0.3 {
-                inside(if rng.random::<bool>() { l } else { h }, l, h)
-            } else {
-                inside(l + (h - l) * rng.random::<f64>(), l, h)
-            }
-        }));
-    }
-    let b = pts.len() / n;
-    let shape: Vec<usize> = std::iter::once(b)
-        .chain(g.input_shape().iter().copied())
-        .collect();
-    let y: Vec<f32> = g
-        .forward(&Tensor::from_vec(pts, shape, &Device::Cpu).unwrap())
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let ys = outputs(g, &samples(lo, hi, n_samples, rng));
     let k = bl.len();
-    for (s, row) in y.chunks(k).enumerate() {
+    for (s, row) in ys.iter().enumerate() {
+        assert_eq!(row.len(), k, "{what}: sample {s} has {} outputs", row.len());
         for (j, &v) in row.iter().enumerate() {
             assert!(
-                (v as f64) >= bl[j] && (v as f64) <= bu[j],
+                v >= bl[j] && v <= bu[j],
                 "{what}: sample {s} output {j} = {v} outside [{}, {}]",
                 bl[j],
                 bu[j]
@@ -106,11 +72,7 @@ fn zoo_models_are_bounded_soundly() {
 
 #[test]
 fn vnncomp_networks_are_bounded_soundly_on_their_spec_boxes() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vnncomp");
-    if !root.is_dir() {
-        eprintln!("note: ../shared/vnncomp not found; skipping");
-        return;
-    }
+    let Some(root) = vnncomp() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let cases = [
         (
@@ -164,7 +126,7 @@ fn vnncomp_networks_are_bounded_soundly_on_their_spec_boxes() {
 
 #[test]
 fn fixtures_are_bounded_or_refused_by_name() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ops");
+    let dir = fixtures_ops();
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let (mut ok, mut refused) = (0, 0);
     for e in std::fs::read_dir(&dir).unwrap().flatten() {

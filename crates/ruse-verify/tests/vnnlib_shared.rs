@@ -10,20 +10,13 @@ use std::time::Instant;
 
 use ruse_verify::{parse_counterexample, parse_vnnlib_file, parse_vnnlib_file_with, Dims, Spec};
 
+mod common;
+use common::vnncomp;
+
 /// Tolerance for re-checking published counterexamples: tools print values computed in f32
 /// (e.g. an input at `0.05000000074505806` against a bound of `0.05`), so bounds and output
 /// constraints may be missed by rounding, never by more than this.
 const TOL: f64 = 1e-6;
-
-fn shared() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vnncomp");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("note: {} is absent; skipping", dir.display());
-        None
-    }
-}
 
 fn vnnlib_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -44,7 +37,7 @@ const BENCHMARKS: [(&str, &str, usize, usize, usize); 3] = [
 
 #[test]
 fn every_shared_spec_parses_with_the_right_shape() {
-    let Some(root) = shared() else { return };
+    let Some(root) = vnncomp() else { return };
     let start = Instant::now();
     let mut total = 0;
     for (bench, sub, n_in, n_out, count) in BENCHMARKS {
@@ -86,7 +79,7 @@ fn every_shared_spec_parses_with_the_right_shape() {
 
 #[test]
 fn acasxu_prop_1_and_prop_6() {
-    let Some(root) = shared() else { return };
+    let Some(root) = vnncomp() else { return };
     let spec = parse_vnnlib_file(&root.join("acasxu/vnnlib/prop_1.vnnlib")).unwrap();
     assert_eq!(spec.cases.len(), 1);
     let case = &spec.cases[0];
@@ -115,7 +108,7 @@ fn acasxu_prop_1_and_prop_6() {
 
 #[test]
 fn mnist_fc_boxes_are_eps_balls_clipped_to_the_unit_interval() {
-    let Some(root) = shared() else { return };
+    let Some(root) = vnncomp() else { return };
     for (name, eps, label) in [
         ("prop_0_0.03", 0.03f32, 4),
         ("prop_3_0.05", 0.05f32, usize::MAX),
@@ -177,7 +170,7 @@ fn instances(bench: &Path) -> Vec<(String, PathBuf)> {
 
 #[test]
 fn every_published_counterexample_violates_its_spec() {
-    let Some(root) = shared() else { return };
+    let Some(root) = vnncomp() else { return };
     let mut checked = 0;
     let mut specs: HashMap<PathBuf, Spec> = HashMap::new();
     for bench in ["acasxu", "mnist_fc", "eran"] {
