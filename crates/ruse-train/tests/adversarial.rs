@@ -3,62 +3,18 @@
 //! lacks, degenerate settings reduce to clean training, the ε ramp, and resume under a defense.
 
 use ruse_data::{bundled_mnist_test, Dataset};
-use ruse_graph::zoo::{build, Arch, ZooSpec};
-use ruse_graph::Graph;
+use ruse_graph::zoo::Arch;
 use ruse_train::checkpoint::Checkpoint;
 use ruse_train::train::NoProgress;
-use ruse_train::{
-    evaluate, evaluate_pgd, train, Defense, LrSchedule, OptimizerKind, TrainConfig, TrainReport,
-};
+use ruse_train::{evaluate, evaluate_pgd, train, Defense, OptimizerKind, TrainConfig};
 
-fn rows(d: &Dataset, from: usize, to: usize) -> Dataset {
-    let n = d.sample_len();
-    Dataset {
-        images: d.images[from * n..to * n].to_vec(),
-        labels: d.labels[from..to].to_vec(),
-        ..d.clone()
-    }
-}
+mod common;
+use common::{config, model, rows, run, weights};
 
 /// (train: first `n` of the bundled images, val: the last 200).
 fn data(n: usize) -> (Dataset, Dataset) {
     let d = bundled_mnist_test().unwrap();
     (rows(&d, 0, n.min(800)), rows(&d, 800, 1000))
-}
-
-fn model(arch: Arch, seed: u64) -> Graph {
-    build(
-        arch,
-        &ZooSpec {
-            input: [1, 28, 28],
-            classes: 10,
-            normalize: Some((vec![0.13], vec![0.31])),
-            seed,
-        },
-    )
-    .unwrap()
-}
-
-fn config(defense: Defense, epochs: usize, seed: u64) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 32,
-        lr: 1e-3,
-        schedule: LrSchedule::Constant,
-        optimizer: OptimizerKind::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        weight_decay: 0.0,
-        seed,
-        checkpoint: None,
-        defense,
-        eps_ramp_epochs: 0,
-        warmup_epochs: 0,
-        val_attack_limit: 100,
-        extra: serde_json::Value::Null,
-    }
 }
 
 fn pgd_at(eps: f32, steps: usize) -> Defense {
@@ -68,24 +24,6 @@ fn pgd_at(eps: f32, steps: usize) -> Defense {
         step_size: 2.5 * eps / steps as f32,
         random_start: true,
     }
-}
-
-fn weights(g: &Graph) -> Vec<Vec<f32>> {
-    g.param_tensors()
-        .iter()
-        .map(|t| t.flatten_all().unwrap().to_vec1().unwrap())
-        .collect()
-}
-
-fn run(
-    arch: Arch,
-    cfg: &TrainConfig,
-    train_set: &Dataset,
-    val: Option<&Dataset>,
-) -> (Graph, TrainReport) {
-    let mut g = model(arch, cfg.seed);
-    let r = train(&mut g, train_set, val, cfg, None, &mut NoProgress).unwrap();
-    (g, r)
 }
 
 fn every_defense() -> Vec<Defense> {

@@ -4,40 +4,15 @@
 
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
-use ruse_data::{bundled_mnist_test, Dataset};
-use ruse_graph::zoo::{build, Arch, ZooSpec};
-use ruse_graph::Graph;
+use ruse_data::bundled_mnist_test;
+use ruse_graph::zoo::Arch;
 use ruse_train::certified::{
     crown_ibp_margins, input_box, margin_lower_bounds, output_bounds, verified_accuracy,
 };
-use ruse_train::train::NoProgress;
-use ruse_train::{train, Defense, LrSchedule, OptimizerKind, TrainConfig, TrainReport};
+use ruse_train::{Defense, TrainConfig};
 
-fn rows(d: &Dataset, from: usize, to: usize) -> Dataset {
-    let n = d.sample_len();
-    Dataset {
-        images: d.images[from * n..to * n].to_vec(),
-        labels: d.labels[from..to].to_vec(),
-        ..d.clone()
-    }
-}
-
-fn model(arch: Arch, seed: u64) -> Graph {
-    build(
-        arch,
-        &ZooSpec {
-            input: [1, 28, 28],
-            classes: 10,
-            normalize: Some((vec![0.13], vec![0.31])),
-            seed,
-        },
-    )
-    .unwrap()
-}
-
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1().unwrap()
-}
+mod common;
+use common::{flat, model, rows, run, weights};
 
 fn batch(n: usize) -> (Tensor, Tensor, Vec<u32>) {
     let d = bundled_mnist_test().unwrap();
@@ -196,36 +171,12 @@ fn crown_ibp_bounds_are_sound_tighter_than_ibp_and_equal_ruse_verify() {
     }
 }
 
+/// `common::config` with 200 validation samples (verified accuracy on the whole validation set).
 fn config(defense: Defense, epochs: usize, seed: u64) -> TrainConfig {
     TrainConfig {
-        epochs,
-        batch_size: 32,
-        lr: 1e-3,
-        schedule: LrSchedule::Constant,
-        optimizer: OptimizerKind::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        weight_decay: 0.0,
-        seed,
-        checkpoint: None,
-        defense,
-        eps_ramp_epochs: 0,
-        warmup_epochs: 0,
         val_attack_limit: 200,
-        extra: serde_json::Value::Null,
+        ..common::config(defense, epochs, seed)
     }
-}
-
-fn weights(g: &Graph) -> Vec<Vec<f32>> {
-    g.param_tensors().iter().map(flat).collect()
-}
-
-fn run(arch: Arch, cfg: &TrainConfig, tr: &Dataset, val: Option<&Dataset>) -> (Graph, TrainReport) {
-    let mut g = model(arch, cfg.seed);
-    let r = train(&mut g, tr, val, cfg, None, &mut NoProgress).unwrap();
-    (g, r)
 }
 
 #[test]
