@@ -253,37 +253,96 @@ pub fn relax(op: &Op, x: &Interval) -> candle_core::Result<Relaxation> {
                 0.0,
             )
         }
-        Op::Sigmoid => {
-            let f =
-                |t: &Tensor| -> candle_core::Result<Tensor> { (t.neg()?.exp()? + 1.0)?.recip() };
-            let df = |t: &Tensor| -> candle_core::Result<Tensor> {
-                let y = f(t)?;
-                y.mul(&(y.neg()? + 1.0)?)
-            };
-            // σ' = σ(1−σ) = k at σ = (1 ± √(1−4k))/2, i.e. x = ±logit((1+√(1−4k))/2).
-            let crit = |k: &Tensor| -> candle_core::Result<Vec<Tensor>> {
-                let s = (((k * -4.0)? + 1.0)?.relu()?.sqrt()? + 1.0)?.affine(0.5, 0.0)?;
-                let s = s.clamp(1e-300, 1.0 - 1e-16)?;
-                let x1 = (s.log()? - (s.neg()? + 1.0)?.log()?)?;
-                Ok(vec![x1.clone(), x1.neg()?])
-            };
-            best_lines(l, u, &f, &df, &crit, 8.0 * U)
-        }
-        Op::Tanh => {
-            let f = |t: &Tensor| t.tanh();
-            let df = |t: &Tensor| -> candle_core::Result<Tensor> { t.tanh()?.sqr()?.neg()? + 1.0 };
-            // tanh' = 1 − tanh² = k at tanh = ±√(1−k).
-            let crit = |k: &Tensor| -> candle_core::Result<Vec<Tensor>> {
-                let t = ((k.neg()? + 1.0)?.relu()?.sqrt()?).clamp(0.0, 1.0 - 1e-16)?;
-                let x1 = ((((&t + 1.0)? / (t.neg()? + 1.0)?)?.log()?) * 0.5)?;
-                Ok(vec![x1.clone(), x1.neg()?])
-            };
-            best_lines(l, u, &f, &df, &crit, 8.0 * U)
+        Op::Sigmoid | Op::Tanh => {
+            let c =
+                SCurve::of(op).ok_or_else(|| candle_core::Error::Msg("not an S-curve".into()))?;
+            best_lines(l, u, &c.f, &c.df, &c.crit, S_CURVE_REL_ERR)
         }
         other => Err(candle_core::Error::Msg(format!(
             "no relaxation for {}",
             other.onnx_type()
         ))),
+    }
+}
+
+/// Relative error of the f32 evaluation of sigmoid and tanh, allowed for in their lines.
+const S_CURVE_REL_ERR: f64 = 8.0 * U;
+
+/// An S-shaped activation (sigmoid, tanh): the function, its derivative, the points where the
+/// derivative equals a given slope, and the range of slopes worth optimising.
+pub(crate) struct SCurve {
+    f: fn(&Tensor) -> candle_core::Result<Tensor>,
+    df: fn(&Tensor) -> candle_core::Result<Tensor>,
+    crit: fn(&Tensor) -> candle_core::Result<Vec<Tensor>>,
+    /// Largest derivative (at 0); slopes are optimised inside (0, max_slope).
+    max_slope: f64,
+}
+
+fn sigmoid(t: &Tensor) -> candle_core::Result<Tensor> {
+    (t.neg()?.exp()? + 1.0)?.recip()
+}
+
+fn sigmoid_df(t: &Tensor) -> candle_core::Result<Tensor> {
+    let y = sigmoid(t)?;
+    y.mul(&(y.neg()? + 1.0)?)
+}
+
+/// σ' = σ(1−σ) = k at σ = (1 ± √(1−4k))/2, i.e. x = ±logit((1+√(1−4k))/2).
+fn sigmoid_crit(k: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+    let s = (((k * -4.0)? + 1.0)?.relu()?.sqrt()? + 1.0)?.affine(0.5, 0.0)?;
+    let s = s.clamp(1e-300, 1.0 - 1e-16)?;
+    let x1 = (s.log()? - (s.neg()? + 1.0)?.log()?)?;
+    Ok(vec![x1.clone(), x1.neg()?])
+}
+
+fn tanh(t: &Tensor) -> candle_core::Result<Tensor> {
+    t.tanh()
+}
+
+fn tanh_df(t: &Tensor) -> candle_core::Result<Tensor> {
+    t.tanh()?.sqr()?.neg()? + 1.0
+}
+
+/// tanh' = 1 − tanh² = k at tanh = ±√(1−k).
+fn tanh_crit(k: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+    let t = ((k.neg()? + 1.0)?.relu()?.sqrt()?).clamp(0.0, 1.0 - 1e-16)?;
+    let x1 = ((((&t + 1.0)? / (t.neg()? + 1.0)?)?.log()?) * 0.5)?;
+    Ok(vec![x1.clone(), x1.neg()?])
+}
+
+impl SCurve {
+    /// The curve of a sigmoid or tanh node.
+    pub(crate) fn of(op: &Op) -> Option<SCurve> {
+        match op {
+            Op::Sigmoid => Some(SCurve {
+                f: sigmoid,
+                df: sigmoid_df,
+                crit: sigmoid_crit,
+                max_slope: 0.25,
+            }),
+            Op::Tanh => Some(SCurve {
+                f: tanh,
+                df: tanh_df,
+                crit: tanh_crit,
+                max_slope: 1.0,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Sound lower line of slope `kl` and upper line of slope `ku` on [l, u] (all tensors of
+    /// one shape): (lower intercept, upper intercept). Any slope gives sound lines, because the
+    /// intercepts come from the extremes of f(x) − k·x over the ends and the critical points.
+    fn intercepts(
+        &self,
+        l: &Tensor,
+        u: &Tensor,
+        kl: &Tensor,
+        ku: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let lo = lines_with_slope(l, u, &self.f, kl, &(self.crit)(kl)?, S_CURVE_REL_ERR)?;
+        let hi = lines_with_slope(l, u, &self.f, ku, &(self.crit)(ku)?, S_CURVE_REL_ERR)?;
+        Ok((lo.lower_icpt, hi.upper_icpt))
     }
 }
 
@@ -396,6 +455,9 @@ pub struct Dual<'a> {
     /// Per ReLU node: (β ≥ 0 `[B, S, shape…]`, split sign `[B, 1, shape…]`: −1 for a neuron
     /// split active (z ≥ 0), +1 split inactive (z ≤ 0), 0 unsplit).
     pub beta: Option<&'a HashMap<usize, (Tensor, Tensor)>>,
+    /// Per sigmoid / tanh node: the slopes of its lower and upper lines `[B, S, shape…]`, in
+    /// place of the fixed relaxation (their intercepts are recomputed soundly for any slope).
+    pub curves: Option<&'a HashMap<usize, (Tensor, Tensor)>>,
     /// Record the coefficients on each ReLU's output (for branching scores).
     pub record: bool,
 }
@@ -561,21 +623,31 @@ pub fn backward(
                     .ok_or_else(|| unsup("no relaxation computed"))?;
                 let unsq = |t: &Tensor| t.unsqueeze(1);
                 let mut ls = unsq(&r.lower_slope)?;
+                let mut us = unsq(&r.upper_slope)?;
+                let (mut li, mut ui) = (unsq(&r.lower_icpt)?, unsq(&r.upper_icpt)?);
                 if let (Some(al), Some(un)) = (dual.alpha.and_then(|m| m.get(&idx)), &r.unstable) {
                     let un = unsq(un)?;
                     ls = ls.broadcast_add(&al.broadcast_sub(&ls)?.broadcast_mul(&un)?)?;
+                }
+                if let (Some((kl, ku)), Some(curve)) =
+                    (dual.curves.and_then(|m| m.get(&idx)), SCurve::of(op))
+                {
+                    let xb = bounds.values[x]
+                        .as_ref()
+                        .ok_or_else(|| unsup("no input bounds"))?;
+                    let full = kl.dims();
+                    let l = unsq(&xb.lower)?.broadcast_as(full)?.contiguous()?;
+                    let u = unsq(&xb.upper)?.broadcast_as(full)?.contiguous()?;
+                    (li, ui) = curve.intercepts(&l, &u, kl, ku)?;
+                    (ls, us) = (kl.clone(), ku.clone());
                 }
                 if dual.record && matches!(op, Op::Relu) {
                     relu_coeffs.insert(idx, a.detach());
                 }
                 let pos = a.relu()?;
                 let neg = (&a - &pos)?;
-                let mut ax =
-                    (pos.broadcast_mul(&ls)? + neg.broadcast_mul(&unsq(&r.upper_slope)?)?)?;
-                let t = sum_tail(
-                    &(pos.broadcast_mul(&unsq(&r.lower_icpt)?)?
-                        + neg.broadcast_mul(&unsq(&r.upper_icpt)?)?)?,
-                )?;
+                let mut ax = (pos.broadcast_mul(&ls)? + neg.broadcast_mul(&us)?)?;
+                let t = sum_tail(&(pos.broadcast_mul(&li)? + neg.broadcast_mul(&ui)?)?)?;
                 add_bias(t)?;
                 if let Some((beta, sign)) = dual.beta.and_then(|m| m.get(&idx)) {
                     ax = (ax + beta.broadcast_mul(sign)?)?;
@@ -1148,7 +1220,27 @@ pub fn optimize_from(
             );
         }
     }
-    let mut adam: HashMap<(usize, bool), Adam> = HashMap::new();
+    // Sigmoid / tanh nodes: their lower and upper slopes per (domain, row, neuron), started at
+    // the fixed relaxation's and kept strictly inside (0, f'(0)), where the critical points
+    // of f(x) − k·x are finite.
+    let mut curve_vars: HashMap<usize, (candle_core::Var, candle_core::Var, f64)> = HashMap::new();
+    for (&idx, r) in &bounds.relax {
+        let Some(curve) = graph.nodes.get(idx).and_then(|n| SCurve::of(&n.op)) else {
+            continue;
+        };
+        if idx > producer {
+            continue;
+        }
+        let mut full = vec![b, s];
+        full.extend_from_slice(&r.lower_slope.dims()[1..]);
+        let hi = curve.max_slope * (1.0 - 1e-6);
+        let init = |t: &Tensor| -> candle_core::Result<candle_core::Var> {
+            let t = t.unsqueeze(1)?.broadcast_as(full.clone())?.contiguous()?;
+            candle_core::Var::from_tensor(&t.clamp(hi * 1e-6, hi)?)
+        };
+        curve_vars.insert(idx, (init(&r.lower_slope)?, init(&r.upper_slope)?, hi));
+    }
+    let mut adam: HashMap<(usize, u8), Adam> = HashMap::new();
     let mut best: Option<Tensor> = None;
     let mut last: Option<(HashMap<usize, Tensor>, Tensor)> = None;
     let iters = opts.iterations.max(1);
@@ -1161,9 +1253,18 @@ pub fn optimize_from(
             .iter()
             .map(|(k, (v, sgn))| (*k, (v.as_tensor().clone(), sgn.clone())))
             .collect();
+        let curves: HashMap<usize, (Tensor, Tensor)> = curve_vars
+            .iter()
+            .map(|(k, (kl, ku, _))| (*k, (kl.as_tensor().clone(), ku.as_tensor().clone())))
+            .collect();
         let dual = Dual {
             alpha: Some(&alpha),
             beta: if beta.is_empty() { None } else { Some(&beta) },
+            curves: if curves.is_empty() {
+                None
+            } else {
+                Some(&curves)
+            },
             record: true,
         };
         let (lb, lin) = crown_from(graph, bounds, input, start, a0.clone(), d, &dual)?;
@@ -1187,10 +1288,10 @@ pub fn optimize_from(
         };
         let grads = loss.backward()?;
         let t = (it + 1) as i32;
-        let step = |key: (usize, bool),
+        let step = |key: (usize, u8),
                     var: &candle_core::Var,
                     lr: f64,
-                    adam: &mut HashMap<(usize, bool), Adam>,
+                    adam: &mut HashMap<(usize, u8), Adam>,
                     lo: f64,
                     hi: f64|
          -> candle_core::Result<()> {
@@ -1215,10 +1316,16 @@ pub fn optimize_from(
             var.set(&new)
         };
         for (k, v) in &alpha_vars {
-            step((*k, false), v, opts.lr_alpha, &mut adam, 0.0, 1.0)?;
+            step((*k, 0), v, opts.lr_alpha, &mut adam, 0.0, 1.0)?;
         }
         for (k, (v, _)) in &beta_vars {
-            step((*k, true), v, opts.lr_beta, &mut adam, 0.0, 1e6)?;
+            step((*k, 1), v, opts.lr_beta, &mut adam, 0.0, 1e6)?;
+        }
+        for (k, (kl, ku, hi)) in &curve_vars {
+            // Slopes live on a scale of f'(0): the step is relative to it.
+            let lr = opts.lr_alpha * hi;
+            step((*k, 2), kl, lr, &mut adam, hi * 1e-6, *hi)?;
+            step((*k, 3), ku, lr, &mut adam, hi * 1e-6, *hi)?;
         }
     }
     let (relu_coeffs, a_in) = last.ok_or_else(|| BoundError::Input("no iteration".into()))?;

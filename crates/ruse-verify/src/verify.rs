@@ -398,8 +398,16 @@ fn prove_case(
     if opts.method == Method::Alpha {
         return Ok(CaseResult::Unknown("α-CROWN could not prove it".into()));
     }
+    let splittable = graph
+        .nodes
+        .iter()
+        .all(|n| !crown::is_nonlinear(&n.op) || matches!(n.op, Op::Relu));
     if graph.input_len() <= opts.input_split_max_dims {
         input_split(graph, spec, case, &c, &d, &groups, opts, deadline, stats)
+    } else if !splittable {
+        // Sigmoid / tanh networks: no neuron split here, so the whole budget goes to α-CROWN
+        // rounds with ever more iterations on every layer's bounds.
+        alpha_rounds(graph, &input, &c, &d, &groups, lbv, root_opts, deadline)
     } else {
         // Before splitting ReLUs, tighten every layer's bounds with its own optimised slopes
         // (α-CROWN on the intermediate layers): costly once, but every sub-domain inherits it.
@@ -428,6 +436,44 @@ fn prove_case(
             graph, spec, case, &c, &d, &groups, &bounds, root, opts, deadline, stats,
         )
     }
+}
+
+/// α-CROWN rounds until the deadline, for networks branch and bound cannot split: each round
+/// re-optimises every intermediate layer's bounds (slopes of ReLUs, sigmoids and tanhs) with
+/// twice the iterations of the last, then the specification's; every round's bound is sound,
+/// and the best per row so far decides.
+#[allow(clippy::too_many_arguments)]
+fn alpha_rounds(
+    graph: &Graph,
+    input: &Interval,
+    c: &Tensor,
+    d: &Tensor,
+    groups: &[Vec<usize>],
+    mut best: Vec<f64>,
+    root_opts: OptimizeOptions,
+    deadline: Instant,
+) -> Result<CaseResult, VerifyError> {
+    let mut iterations = 8;
+    while Instant::now() < deadline {
+        let tight = crown::compute_bounds_until(
+            graph,
+            input,
+            Intermediate::Alpha { iterations },
+            Some(deadline),
+        )?;
+        let opts = OptimizeOptions {
+            iterations: root_opts.iterations.max(2 * iterations),
+            ..root_opts
+        };
+        let again = crown::optimize_spec(graph, &tight, input, c, d, None, None, None, opts)?;
+        let lbv = again.lower.to_vec2::<f64>()?.remove(0);
+        best.iter_mut().zip(&lbv).for_each(|(b, &v)| *b = b.max(v));
+        if refuted(&best, groups) {
+            return Ok(CaseResult::Proved("alpha-crown"));
+        }
+        iterations *= 2;
+    }
+    Ok(CaseResult::Timeout)
 }
 
 /// Branch and bound over the input box: split the dimension whose width most loosens the
