@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
 use crate::error::{GraphError, Result};
@@ -346,7 +347,7 @@ impl Graph {
             .iter()
             .map(|v| {
                 v.as_ref()
-                    .and_then(|v| grads.get(v.as_tensor()).map(|g| g.detach()))
+                    .and_then(|v| detached_grad(&grads, v.as_tensor()))
             })
             .collect())
     }
@@ -372,4 +373,11 @@ impl Graph {
         let grads = self.backward(&tape, params, &dl, want)?;
         Ok((logits, l.detach(), grads))
     }
+}
+
+/// The gradient of `t` (a `Var`'s tensor) in candle's store, detached. candle detaches only the
+/// inner nodes' gradients, so a leaf's still references the pass's graph; optimiser state built
+/// from it (Adam's moments) would chain every step's graph together and keep it alive.
+pub fn detached_grad(store: &GradStore, t: &Tensor) -> Option<Tensor> {
+    store.get(t).map(Tensor::detach)
 }

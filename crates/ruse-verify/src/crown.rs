@@ -216,6 +216,9 @@ fn allowance(
 /// Relaxation of a nonlinear node on its input interval.
 pub fn relax(op: &Op, x: &Interval) -> candle_core::Result<Relaxation> {
     let (l, u) = (&x.lower, &x.upper);
+    if let Some(c) = SCurve::of(op) {
+        return best_lines(l, u, &c.f, &c.df, &c.crit, S_CURVE_REL_ERR);
+    }
     match op {
         Op::Relu => {
             let zero = l.zeros_like()?;
@@ -252,11 +255,6 @@ pub fn relax(op: &Op, x: &Interval) -> candle_core::Result<Relaxation> {
                 &[(l.zeros_like()? + a)?, (l.zeros_like()? + b)?],
                 0.0,
             )
-        }
-        Op::Sigmoid | Op::Tanh => {
-            let c =
-                SCurve::of(op).ok_or_else(|| candle_core::Error::Msg("not an S-curve".into()))?;
-            best_lines(l, u, &c.f, &c.df, &c.crit, S_CURVE_REL_ERR)
         }
         other => Err(candle_core::Error::Msg(format!(
             "no relaxation for {}",
@@ -1295,9 +1293,7 @@ pub fn optimize_from(
                     lo: f64,
                     hi: f64|
          -> candle_core::Result<()> {
-            // Detached: a Var's gradient references the pass's graph, and Adam's moments
-            // would otherwise keep every iteration's graph alive.
-            let Some(g) = grads.get(var.as_tensor()).map(|g| g.detach()) else {
+            let Some(g) = ruse_graph::backward::detached_grad(&grads, var.as_tensor()) else {
                 return Ok(());
             };
             let st = match adam.entry(key) {

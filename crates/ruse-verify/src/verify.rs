@@ -398,13 +398,9 @@ fn prove_case(
     if opts.method == Method::Alpha {
         return Ok(CaseResult::Unknown("α-CROWN could not prove it".into()));
     }
-    let splittable = graph
-        .nodes
-        .iter()
-        .all(|n| !crown::is_nonlinear(&n.op) || matches!(n.op, Op::Relu));
     if graph.input_len() <= opts.input_split_max_dims {
         input_split(graph, spec, case, &c, &d, &groups, opts, deadline, stats)
-    } else if !splittable {
+    } else if first_unsplittable(graph).is_some() {
         // Sigmoid / tanh networks: no neuron split here, so the whole budget goes to α-CROWN
         // rounds with ever more iterations on every layer's bounds.
         alpha_rounds(graph, &input, &c, &d, &groups, lbv, root_opts, deadline)
@@ -436,6 +432,14 @@ fn prove_case(
             graph, spec, case, &c, &d, &groups, &bounds, root, opts, deadline, stats,
         )
     }
+}
+
+/// The first nonlinearity that ReLU branch and bound cannot split (a sigmoid, tanh, …), if any.
+fn first_unsplittable(graph: &Graph) -> Option<&ruse_graph::Node> {
+    graph
+        .nodes
+        .iter()
+        .find(|n| crown::is_nonlinear(&n.op) && !matches!(n.op, Op::Relu))
 }
 
 /// α-CROWN rounds until the deadline, for networks branch and bound cannot split: each round
@@ -797,18 +801,18 @@ fn relu_split(
     stats: &mut VerifyStats,
 ) -> Result<CaseResult, VerifyError> {
     // Only ReLU networks: every nonlinearity must be splittable.
+    if let Some(node) = first_unsplittable(graph) {
+        return Ok(CaseResult::Unknown(format!(
+            "branch and bound splits ReLUs only; node '{}' is {}",
+            node.name,
+            node.op.onnx_type()
+        )));
+    }
     let mut layers: Vec<(usize, usize)> = Vec::new(); // (node index, neurons)
     let mut shapes: Vec<Vec<usize>> = Vec::new();
     let mut inputs: Vec<usize> = Vec::new();
     for (idx, node) in graph.nodes.iter().enumerate() {
         if crown::is_nonlinear(&node.op) {
-            if !matches!(node.op, Op::Relu) {
-                return Ok(CaseResult::Unknown(format!(
-                    "branch and bound splits ReLUs only; node '{}' is {}",
-                    node.name,
-                    node.op.onnx_type()
-                )));
-            }
             let Operand::Value(v) = node.inputs[0] else {
                 return Ok(CaseResult::Unknown("ReLU of a constant".into()));
             };

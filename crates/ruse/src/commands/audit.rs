@@ -19,7 +19,7 @@ use ruse_report::{
     ModelComparison, Warning,
 };
 
-use super::sections::{parse_sections, print_section, run_sections, SectionContext};
+use super::sections::{parse_sections, print_section, run_section, SectionContext};
 use ruse_verify::{Method, Spec, Verdict};
 
 use super::verify::{options as verify_options, recheck};
@@ -172,8 +172,8 @@ pub fn run(a: AuditArgs) -> Result<()> {
         };
         // One at a time, so a failing section still leaves the audit so far in the report files.
         for name in &section_names {
-            match run_sections(std::slice::from_ref(name), &ctx) {
-                Ok(mut done) => report.sections.append(&mut done),
+            match run_section(name, &ctx) {
+                Ok(done) => report.sections.push(done),
                 Err(e) => {
                     section_error = Some(e.context(format!(
                         "audit section '{name}' failed; {} holds the L_p audit and the sections before it",

@@ -60,15 +60,12 @@ pub fn parse_sections(s: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Runs the named sections in order.
-pub fn run_sections(names: &[String], ctx: &SectionContext) -> Result<Vec<Section>> {
-    names
-        .iter()
-        .map(|name| match SECTIONS.iter().find(|(n, _)| n == name) {
-            Some((_, f)) => f(ctx),
-            None => bail!("unknown audit section '{name}'"),
-        })
-        .collect()
+/// Runs one named section.
+pub fn run_section(name: &str, ctx: &SectionContext) -> Result<Section> {
+    match SECTIONS.iter().find(|(n, _)| *n == name) {
+        Some((_, f)) => f(ctx),
+        None => bail!("unknown audit section '{name}'"),
+    }
 }
 
 /// Prints a section as a plain-text table under its title.
