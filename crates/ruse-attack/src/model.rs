@@ -84,7 +84,7 @@ impl<'a> Model<'a> {
         self.forwards.set(self.forwards.get() + t.dim(0)? as u64);
         Ok(self
             .graph
-            .forward_with(&self.params, &t)?
+            .forward_split(&self.params, &t)?
             .flatten_all()?
             .to_vec1()?)
     }

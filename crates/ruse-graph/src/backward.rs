@@ -7,7 +7,10 @@
 //! MaxPool, Add, Reshape) have hand-written rules here; every other op falls back to candle's
 //! autodiff on that one node, so each op is covered and tested against PyTorch both ways.
 
+use std::ops::Range;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
@@ -16,6 +19,7 @@ use crate::error::{GraphError, Result};
 use crate::forward::apply;
 use crate::graph::{Graph, Node, Operand, INPUT};
 use crate::kernels::conv::{channel_sum, conv2d_backward_input, conv2d_backward_weight};
+use crate::kernels::fixed_chunks;
 use crate::kernels::pointwise::{pointwise_backward, Pointwise};
 use crate::kernels::pool::{max_pool2d_backward, max_pool2d_with_argmax};
 use crate::op::Op;
@@ -299,6 +303,46 @@ impl Graph {
                     None
                 },
             ]),
+            Op::Sub => Ok(vec![
+                if need[0] {
+                    Some(sum_to_shape(g, a[0].dims())?)
+                } else {
+                    None
+                },
+                if need[1] {
+                    Some(sum_to_shape(&g.neg()?, a[1].dims())?)
+                } else {
+                    None
+                },
+            ]),
+            Op::Mul => Ok(vec![
+                if need[0] {
+                    Some(sum_to_shape(&g.broadcast_mul(&a[1])?, a[0].dims())?)
+                } else {
+                    None
+                },
+                if need[1] {
+                    Some(sum_to_shape(&g.broadcast_mul(&a[0])?, a[1].dims())?)
+                } else {
+                    None
+                },
+            ]),
+            Op::Div => {
+                let ga = g.broadcast_div(&a[1])?;
+                let gb = if need[1] {
+                    // d(a/b)/db = −(a/b)/b, so the operand gradient is −(g/b)·(a/b).
+                    let q = a[0].broadcast_div(&a[1])?;
+                    Some(sum_to_shape(&ga.mul(&q)?.neg()?, a[1].dims())?)
+                } else {
+                    None
+                };
+                let ga = if need[0] {
+                    Some(sum_to_shape(&ga, a[0].dims())?)
+                } else {
+                    None
+                };
+                Ok(vec![ga, gb])
+            }
             Op::Reshape { .. } => Ok(vec![Some(g.reshape(a[0].dims())?)]),
             Op::Identity => Ok(vec![Some(g.clone())]),
             Op::Sigmoid if y.is_some() => {
@@ -361,6 +405,11 @@ impl Graph {
         loss: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
         want: GradRequest,
     ) -> Result<(Tensor, Tensor, Gradients)> {
+        if want == GradRequest::INPUT {
+            if let Some(parts) = split_rows(x) {
+                return self.loss_and_input_gradient_split(params, x, &parts, loss);
+            }
+        }
         let tape = self.forward_tape(params, x)?;
         let logits = tape.output()?.clone();
         let lv = Var::from_tensor(&logits)?;
@@ -373,6 +422,82 @@ impl Graph {
         let grads = self.backward(&tape, params, &dl, want)?;
         Ok((logits, l.detach(), grads))
     }
+}
+
+impl Graph {
+    /// `loss_and_gradients` for the input gradient, the batch cut into row blocks that run on
+    /// separate threads from the first node to the last: on small nets a whole sub-batch per
+    /// thread beats splitting every op across threads (no barrier per op, data stays in cache).
+    fn loss_and_input_gradient_split(
+        &self,
+        params: &[Tensor],
+        x: &Tensor,
+        parts: &[Range<usize>],
+        loss: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<(Tensor, Tensor, Gradients)> {
+        let tapes = parts
+            .par_iter()
+            .map(|r| self.forward_tape(params, &x.narrow(0, r.start, r.len())?))
+            .collect::<Result<Vec<_>>>()?;
+        let outs = tapes
+            .iter()
+            .map(|t| t.output().cloned())
+            .collect::<Result<Vec<_>>>()?;
+        let logits = Tensor::cat(&outs, 0)?;
+        let lv = Var::from_tensor(&logits)?;
+        let l = loss(lv.as_tensor())?;
+        let dl = l
+            .backward()?
+            .get(lv.as_tensor())
+            .cloned()
+            .unwrap_or(logits.zeros_like()?);
+        let gs = parts
+            .par_iter()
+            .zip(&tapes)
+            .map(|(r, t)| {
+                let cot = dl.narrow(0, r.start, r.len())?;
+                self.backward(t, params, &cot, GradRequest::INPUT)?
+                    .input
+                    .ok_or_else(|| GraphError::Input("no input gradient".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let input = Tensor::cat(&gs, 0)?;
+        Ok((
+            logits,
+            l.detach(),
+            Gradients {
+                input: Some(input),
+                params: vec![None; self.params.len()],
+            },
+        ))
+    }
+
+    /// Forward pass without gradient tracking, the batch cut into row blocks run on separate
+    /// threads (see `loss_and_input_gradient_split`); the plain pass for small batches.
+    pub fn forward_split(&self, params: &[Tensor], x: &Tensor) -> Result<Tensor> {
+        let x = x.detach();
+        let Some(parts) = split_rows(&x) else {
+            return self.forward_with(params, &x);
+        };
+        let outs = parts
+            .par_iter()
+            .map(|r| self.forward_with(params, &x.narrow(0, r.start, r.len())?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&outs, 0)?)
+    }
+}
+
+/// Rows per block when a batch is cut across threads.
+const SPLIT_ROWS: usize = 64;
+
+/// The row blocks of a CPU batch worth cutting, or None. The cut depends on the batch size
+/// only, never on the thread count, so results are the same whatever `--threads` says.
+fn split_rows(x: &Tensor) -> Option<Vec<Range<usize>>> {
+    let b = x.dims().first().copied()?;
+    if !x.device().is_cpu() || b < 2 * SPLIT_ROWS {
+        return None;
+    }
+    Some(fixed_chunks(b, b.div_ceil(SPLIT_ROWS)))
 }
 
 /// The gradient of `t` (a `Var`'s tensor) in candle's store, detached. candle detaches only the
