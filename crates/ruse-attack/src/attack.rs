@@ -69,9 +69,11 @@ pub trait Attack {
 
 /// The rows (samples of `d` numbers) of `x` at `idx`, concatenated.
 pub fn gather_rows(x: &[f32], idx: &[usize], d: usize) -> Vec<f32> {
-    idx.iter()
-        .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
-        .collect()
+    let mut out = Vec::with_capacity(idx.len() * d);
+    for &i in idx {
+        out.extend_from_slice(&x[i * d..(i + 1) * d]);
+    }
+    out
 }
 
 /// Records, per sample, the first point found that reaches the goal, and the queries spent.
@@ -152,6 +154,17 @@ impl<'a> Tracker<'a> {
     }
 
     /// Marks sample `i` as fooled by the (already verified) input `xi`, unless it already is.
+    /// `observe` for candidate points of a subset: row j of `xs`/`logits` is sample `rows[j]`.
+    pub fn observe_rows(&mut self, rows: &[usize], xs: &[f32], logits: &[f32]) {
+        for (j, (&i, p)) in rows.iter().zip(argmax_rows(logits, self.k)).enumerate() {
+            if !self.success[i] && self.goal.reached(i, p, self.labels[i]) {
+                self.success[i] = true;
+                self.adv[i * self.d..(i + 1) * self.d]
+                    .copy_from_slice(&xs[j * self.d..(j + 1) * self.d]);
+            }
+        }
+    }
+
     pub fn record(&mut self, i: usize, xi: &[f32]) {
         if !self.success[i] {
             self.success[i] = true;
@@ -214,6 +227,21 @@ pub fn clearly_reached(row: &[f32], label: usize, target: Option<usize>) -> bool
     match target {
         Some(t) => row[t] - best_except(t) > tol,
         None => best_except(label) - row[label] > tol,
+    }
+}
+
+/// Moves `x` by `size` along the ascent direction of `g` under `norm` (see [`steepest`]), in place.
+pub fn step_along(x: &mut [f32], g: &[f32], size: f32, norm: crate::threat::Norm) {
+    if norm == crate::threat::Norm::Linf {
+        // Branch-free (the signs are random, a branch per element mispredicts half the time).
+        for (v, gi) in x.iter_mut().zip(g) {
+            let s = f32::from(u8::from(*gi > 0.0)) - f32::from(u8::from(*gi < 0.0));
+            *v += size * s;
+        }
+        return;
+    }
+    for (v, s) in x.iter_mut().zip(steepest(g, norm)) {
+        *v += size * s;
     }
 }
 

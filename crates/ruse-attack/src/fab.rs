@@ -14,6 +14,7 @@
 use candle_core::{Tensor, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use ruse_graph::loss::one_hot;
 
 use crate::attack::{clearly_reached, gather_rows, Attack, AttackOutcome, Goal, Tracker};
@@ -113,7 +114,7 @@ pub fn project_onto_hyperplane(
     let mut moves: Vec<(usize, f64, f64)> = Vec::with_capacity(items.len());
     match norm {
         Norm::Linf => {
-            items.sort_by(|x, y| x.room.total_cmp(&y.room));
+            items.sort_unstable_by(|x, y| x.room.total_cmp(&y.room).then(x.i.cmp(&y.i)));
             let (mut cum, mut rest) = (0f64, items.iter().map(|it| it.a).sum::<f64>());
             let mut t = f64::INFINITY;
             for it in &items {
@@ -127,7 +128,11 @@ pub fn project_onto_hyperplane(
             moves.extend(items.iter().map(|it| (it.i, it.s, t.min(it.room))));
         }
         Norm::L2 => {
-            items.sort_by(|x, y| (x.room / x.a).total_cmp(&(y.room / y.a)));
+            items.sort_unstable_by(|x, y| {
+                (x.room / x.a)
+                    .total_cmp(&(y.room / y.a))
+                    .then(x.i.cmp(&y.i))
+            });
             let (mut cum, mut q) = (0f64, items.iter().map(|it| it.a * it.a).sum::<f64>());
             let mut lambda = f64::INFINITY;
             for it in &items {
@@ -145,7 +150,7 @@ pub fn project_onto_hyperplane(
             );
         }
         Norm::L1 => {
-            items.sort_by(|x, y| y.a.total_cmp(&x.a));
+            items.sort_unstable_by(|x, y| y.a.total_cmp(&x.a).then(x.i.cmp(&y.i)));
             let mut rem = r;
             for it in &items {
                 let cap = it.a * it.room;
@@ -404,26 +409,26 @@ impl Fab {
         }
         for _ in 0..self.steps {
             let (f, w) = self.hyperplanes(model, &cur, &ys, targets, norm)?;
-            for (j, fj) in f.iter().enumerate() {
-                let row = j * d..(j + 1) * d;
-                let (xc, xo, wj) = (&cur[row.clone()], &x0[row.clone()], &w[row.clone()]);
-                // The hyperplane {z : f + wᵀ(z − x_cur) = 0}, seen from the current point and
-                // from the clean input.
-                let d_cur = project_onto_hyperplane(norm, xc, wj, -fj, domain);
-                let r0 = -fj - (dot(wj, xo) - dot(wj, xc));
-                let d_orig = project_onto_hyperplane(norm, xo, wj, r0, domain);
-                let a_cur = norm.of(&d_cur).max(1e-8);
-                let a_orig = norm.of(&d_orig).max(1e-8);
-                let alpha = (a_cur / (a_cur + a_orig)).clamp(0.0, self.alpha_max);
-                let next: Vec<f32> = (0..d)
-                    .map(|t| {
-                        ((1.0 - alpha) * (xc[t] + self.eta * d_cur[t])
+            // Each sample's step is independent of the others': one rayon task per row.
+            cur.par_chunks_mut(d)
+                .zip(x0.par_chunks(d))
+                .zip(w.par_chunks(d))
+                .zip(f.par_iter())
+                .for_each(|(((xc, xo), wj), fj)| {
+                    // The hyperplane {z : f + wᵀ(z − x_cur) = 0}, seen from the current point and
+                    // from the clean input.
+                    let d_cur = project_onto_hyperplane(norm, xc, wj, -fj, domain);
+                    let r0 = -fj - (dot(wj, xo) - dot(wj, xc));
+                    let d_orig = project_onto_hyperplane(norm, xo, wj, r0, domain);
+                    let a_cur = norm.of(&d_cur).max(1e-8);
+                    let a_orig = norm.of(&d_orig).max(1e-8);
+                    let alpha = (a_cur / (a_cur + a_orig)).clamp(0.0, self.alpha_max);
+                    for t in 0..d {
+                        xc[t] = ((1.0 - alpha) * (xc[t] + self.eta * d_cur[t])
                             + alpha * (xo[t] + self.eta * d_orig[t]))
-                            .clamp(lo, hi)
-                    })
-                    .collect();
-                cur[row].copy_from_slice(&next);
-            }
+                            .clamp(lo, hi);
+                    }
+                });
             let preds = argmax_rows(&model.logits(&cur)?, k);
             for (j, &i) in open.iter().enumerate() {
                 if preds[j] == ys[j] {

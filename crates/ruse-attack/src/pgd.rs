@@ -3,8 +3,9 @@
 //! the random start).
 
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
-use crate::attack::{steepest, Attack, AttackOutcome, Goal, Tracker};
+use crate::attack::{gather_rows, step_along, Attack, AttackOutcome, Goal, Tracker};
 use crate::error::{AttackError, Result};
 use crate::loss::Loss;
 use crate::model::Model;
@@ -68,17 +69,47 @@ impl Attack for Pgd {
             } else {
                 x.to_vec()
             };
+            // Samples already fooled leave the batch: their adversarial is kept by the tracker
+            // and nothing later can change it, so the remaining steps would be wasted on them.
+            let mut open: Vec<usize> = (0..labels.len()).filter(|&i| !tr.success[i]).collect();
             for _ in 0..self.steps {
-                let (logits, _, g) = model.loss_grad(&cur, &self.loss, labels, goal.targets())?;
-                tr.observe(&cur, &logits);
-                for (i, (c, gi)) in cur.chunks_mut(d).zip(g.chunks(d)).enumerate() {
-                    let dir = steepest(gi, threat.norm);
-                    c.iter_mut().zip(&dir).for_each(|(v, s)| *v += alpha * s);
-                    threat.project(c, &x[i * d..(i + 1) * d]);
+                if open.is_empty() {
+                    break;
                 }
+                let gathered;
+                let xs: &[f32] = if open.len() == labels.len() {
+                    &cur
+                } else {
+                    gathered = gather_rows(&cur, &open, d);
+                    &gathered
+                };
+                let ys: Vec<usize> = open.iter().map(|&i| labels[i]).collect();
+                let ts: Option<Vec<usize>> =
+                    goal.targets().map(|t| open.iter().map(|&i| t[i]).collect());
+                let (logits, _, g) = model.loss_grad(xs, &self.loss, &ys, ts.as_deref())?;
+                tr.observe_rows(&open, xs, &logits);
+                // The open rows of `cur`, in order, each with its clean input and gradient.
+                let mut is_open = vec![false; labels.len()];
+                open.iter().for_each(|&i| is_open[i] = true);
+                let rows: Vec<(&mut [f32], &[f32])> = cur
+                    .chunks_mut(d)
+                    .zip(x.chunks(d))
+                    .zip(&is_open)
+                    .filter_map(|(r, &o)| o.then_some(r))
+                    .collect();
+                rows.into_par_iter()
+                    .zip(g.par_chunks(d))
+                    .for_each(|((c, x0), gi)| {
+                        step_along(c, gi, alpha, threat.norm);
+                        threat.project(c, x0);
+                    });
+                open.retain(|&i| !tr.success[i]);
             }
-            let logits = model.logits(&cur)?;
-            tr.observe(&cur, &logits);
+            if !open.is_empty() {
+                let xs = gather_rows(&cur, &open, d);
+                let logits = model.logits(&xs)?;
+                tr.observe_rows(&open, &xs, &logits);
+            }
             if tr.success.iter().all(|&s| s) {
                 break;
             }

@@ -89,7 +89,14 @@ fn stronger_attacks_fool_more_and_every_adversarial_is_valid() {
         rate(&fgsm),
         rate(&pgd)
     );
-    assert!(pgd.gradients >= 20 * 64, "gradient evaluations are counted");
+    // Every sample takes the first step; fooled samples then leave the batch, so the count lies
+    // between one step's and all steps' worth and, with most samples fooled, well below the top.
+    assert!(
+        pgd.gradients >= 64 && pgd.gradients < 20 * 64,
+        "gradient evaluations {} (one step: 64, every step: {})",
+        pgd.gradients,
+        20 * 64
+    );
 }
 
 #[test]

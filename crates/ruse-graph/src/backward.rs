@@ -19,9 +19,10 @@ use crate::error::{GraphError, Result};
 use crate::forward::apply;
 use crate::graph::{Graph, Node, Operand, INPUT};
 use crate::kernels::conv::{channel_sum, conv2d_backward_input, conv2d_backward_weight};
-use crate::kernels::fixed_chunks;
+use crate::kernels::gemm::Linear;
 use crate::kernels::pointwise::{pointwise_backward, Pointwise};
 use crate::kernels::pool::{max_pool2d_backward, max_pool2d_with_argmax};
+use crate::kernels::{as_row_block, fixed_chunks};
 use crate::op::Op;
 
 /// Which gradients a backward pass computes.
@@ -149,7 +150,7 @@ impl Graph {
                         node.name
                     ))
                 }),
-                Operand::Param(p) => Ok(params[*p].clone()),
+                Operand::Param(p) => Ok(params[*p].detach()),
             })
             .collect()
     }
@@ -262,11 +263,16 @@ impl Graph {
                 trans_b,
             } => {
                 let alpha = *alpha as f64;
-                let gx = if need[0] {
+                let gx = if !need[0] {
+                    None
+                } else if alpha == 1.0 && cpu && g.rank() == 2 {
+                    // gx = g·w (w stored N×K) or g·wᵀ (w stored K×N): the forward kernel with the
+                    // weight's storage order flipped, no bias.
+                    let op = Linear { trans_b: !*trans_b };
+                    Some(g.contiguous()?.apply_op2_no_bwd(&a[1].contiguous()?, &op)?)
+                } else {
                     let b = if *trans_b { a[1].clone() } else { a[1].t()? };
                     Some((g.matmul(&b)? * alpha)?)
-                } else {
-                    None
                 };
                 let gb = if need[1] {
                     let gb = if *trans_b {
@@ -437,7 +443,7 @@ impl Graph {
     ) -> Result<(Tensor, Tensor, Gradients)> {
         let tapes = parts
             .par_iter()
-            .map(|r| self.forward_tape(params, &x.narrow(0, r.start, r.len())?))
+            .map(|r| as_row_block(|| self.forward_tape(params, &x.narrow(0, r.start, r.len())?)))
             .collect::<Result<Vec<_>>>()?;
         let outs = tapes
             .iter()
@@ -456,7 +462,7 @@ impl Graph {
             .zip(&tapes)
             .map(|(r, t)| {
                 let cot = dl.narrow(0, r.start, r.len())?;
-                self.backward(t, params, &cot, GradRequest::INPUT)?
+                as_row_block(|| self.backward(t, params, &cot, GradRequest::INPUT))?
                     .input
                     .ok_or_else(|| GraphError::Input("no input gradient".into()))
             })
@@ -481,23 +487,24 @@ impl Graph {
         };
         let outs = parts
             .par_iter()
-            .map(|r| self.forward_with(params, &x.narrow(0, r.start, r.len())?))
+            .map(|r| as_row_block(|| self.forward_with(params, &x.narrow(0, r.start, r.len())?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Tensor::cat(&outs, 0)?)
     }
 }
 
-/// Rows per block when a batch is cut across threads.
-const SPLIT_ROWS: usize = 64;
+/// Batches smaller than this run as one block (each op then splits its own work).
+const SPLIT_MIN_ROWS: usize = 64;
 
-/// The row blocks of a CPU batch worth cutting, or None. The cut depends on the batch size
-/// only, never on the thread count, so results are the same whatever `--threads` says.
+/// The row blocks of a CPU batch worth cutting, or None: 4 blocks per started 256 rows. The cut
+/// depends on the batch size only, never on the thread count, so results are the same whatever
+/// `--threads` says; a multiple of 4 blocks keeps 2 or 4 threads equally busy.
 fn split_rows(x: &Tensor) -> Option<Vec<Range<usize>>> {
     let b = x.dims().first().copied()?;
-    if !x.device().is_cpu() || b < 2 * SPLIT_ROWS {
+    if !x.device().is_cpu() || b < SPLIT_MIN_ROWS {
         return None;
     }
-    Some(fixed_chunks(b, b.div_ceil(SPLIT_ROWS)))
+    Some(fixed_chunks(b, 4 * b.div_ceil(256)))
 }
 
 /// The gradient of `t` (a `Var`'s tensor) in candle's store, detached. candle detaches only the

@@ -6,6 +6,7 @@ use crate::error::{GraphError, Result};
 use crate::graph::{Graph, Node, Operand, INPUT};
 use crate::kernels::{
     conv,
+    gemm::Linear,
     pointwise::{pointwise, Pointwise},
     pool,
 };
@@ -130,16 +131,19 @@ pub fn apply(node: &Node, a: &[Tensor]) -> candle_core::Result<Tensor> {
             beta,
             trans_b,
         } => {
-            let b = if *trans_b { a[1].t()? } else { a[1].clone() };
-            let mut y = x.matmul(&b)?;
-            if *alpha != 1.0 {
-                y = (y * *alpha as f64)?;
+            let plain = *alpha == 1.0 && (a.len() < 3 || *beta == 1.0);
+            let tracked = a.iter().any(Tensor::track_op);
+            if plain && !tracked && x.device().is_cpu() && x.rank() == 2 {
+                let op = Linear { trans_b: *trans_b };
+                let (x, w) = (x.contiguous()?, a[1].contiguous()?);
+                return match a.get(2) {
+                    Some(c) if c.rank() == 1 => x.apply_op3_no_bwd(&w, &c.contiguous()?, &op),
+                    None => x.apply_op2_no_bwd(&w, &op),
+                    // A bias that is not one row (e.g. a full matrix) takes candle's path.
+                    Some(_) => gemm_candle(x.clone(), a, *alpha, *beta, *trans_b),
+                };
             }
-            match a.get(2) {
-                Some(c) if *beta == 1.0 => y.broadcast_add(c),
-                Some(c) => y.broadcast_add(&(c * *beta as f64)?),
-                None => Ok(y),
-            }
+            gemm_candle(x.clone(), a, *alpha, *beta, *trans_b)
         }
         Op::MatMul => x.broadcast_matmul(&a[1]),
         Op::Add => x.broadcast_add(&a[1]),
@@ -208,5 +212,25 @@ pub fn apply(node: &Node, a: &[Tensor]) -> candle_core::Result<Tensor> {
             Ok(y)
         }
         Op::Identity => Ok(x.clone()),
+    }
+}
+
+/// ONNX Gemm through candle's ops (tracked operands, α or β ≠ 1, a matrix bias).
+fn gemm_candle(
+    x: Tensor,
+    a: &[Tensor],
+    alpha: f32,
+    beta: f32,
+    trans_b: bool,
+) -> candle_core::Result<Tensor> {
+    let b = if trans_b { a[1].t()? } else { a[1].clone() };
+    let mut y = x.matmul(&b)?;
+    if alpha != 1.0 {
+        y = (y * alpha as f64)?;
+    }
+    match a.get(2) {
+        Some(c) if beta == 1.0 => y.broadcast_add(c),
+        Some(c) => y.broadcast_add(&(c * beta as f64)?),
+        None => Ok(y),
     }
 }

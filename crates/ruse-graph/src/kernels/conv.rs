@@ -5,8 +5,11 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Te
 use rayon::prelude::*;
 
 use super::gemm::{matmul, MatRef};
-use super::{f32_slice, fixed_chunks, with_scratch};
+use super::{f32_slice, fixed_chunks, min_job_len, with_scratch};
 use crate::op::ConvAttrs;
+
+/// Table entry for a read of the zero padding (never a valid offset: images are < 4 G floats).
+const PAD: u32 = u32::MAX;
 
 /// Static geometry of one convolution call.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +105,61 @@ impl Geom {
         (lo.min(hi), hi)
     }
 
+    /// Whether patches are gathered through an offset table: strided or narrow outputs, where
+    /// the row-copy loops below run only a few elements per call.
+    fn gathers(&self) -> bool {
+        self.stride[1] != 1 || self.wo < 16
+    }
+
+    /// Per entry of group `g`'s column matrix of one image (row-major, k × ho·wo), the offset in
+    /// the image it reads, or `PAD` where it reads the zero padding.
+    fn gather_table(&self, g: usize) -> Vec<u32> {
+        let plane = self.h * self.w;
+        let mut t = Vec::with_capacity(self.k() * self.hw_out());
+        for cc in 0..self.cg() {
+            let base = (g * self.cg() + cc) * plane;
+            for i in 0..self.kh {
+                for j in 0..self.kw {
+                    for oy in 0..self.ho {
+                        let y = (oy * self.stride[0] + i * self.dil[0]).wrapping_sub(self.pads[0]);
+                        for ox in 0..self.wo {
+                            let x =
+                                (ox * self.stride[1] + j * self.dil[1]).wrapping_sub(self.pads[1]);
+                            t.push(if y < self.h && x < self.w {
+                                u32::try_from(base + y * self.w + x).unwrap_or(PAD)
+                            } else {
+                                PAD
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// `im2col` through a gather table (see `gather_table`).
+    fn im2col_table(&self, x: &[f32], table: &[u32], col: &mut [f32], ld: usize) {
+        let hw = self.hw_out();
+        for (r, offs) in table.chunks(hw.max(1)).enumerate() {
+            for (d, &o) in col[r * ld..][..hw].iter_mut().zip(offs) {
+                *d = x.get(o as usize).copied().unwrap_or(0.0);
+            }
+        }
+    }
+
+    /// `col2im` through a gather table (see `gather_table`).
+    fn col2im_table(&self, col: &[f32], table: &[u32], gx: &mut [f32], ld: usize) {
+        let hw = self.hw_out();
+        for (r, offs) in table.chunks(hw.max(1)).enumerate() {
+            for (v, &o) in col[r * ld..][..hw].iter().zip(offs) {
+                if let Some(d) = gx.get_mut(o as usize) {
+                    *d += v;
+                }
+            }
+        }
+    }
+
     /// Fills `col` (k rows of stride `ld`, ho·wo columns used) with the patches of group `g` of
     /// one image `x` (c × h × w).
     fn im2col(&self, x: &[f32], g: usize, col: &mut [f32], ld: usize) {
@@ -187,6 +245,9 @@ fn conv_forward(
     bias: Option<&[f32]>,
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let g = Geom::new(l1.dims(), l2.dims(), attrs)?;
+    let tables: Option<Vec<Vec<u32>>> = g
+        .gathers()
+        .then(|| (0..g.groups).map(|gi| g.gather_table(gi)).collect());
     let x = f32_slice(s1, l1, "conv2d")?;
     let w = f32_slice(s2, l2, "conv2d")?;
     if bias.is_some_and(|b| b.len() != g.m) {
@@ -196,6 +257,7 @@ fn conv_forward(
     let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
     let nb = g.block();
     out.par_chunks_mut((nb * g.out_len()).max(1))
+        .with_min_len(min_job_len())
         .enumerate()
         .for_each(|(blk, ob)| {
             with_scratch(k * nb * hw, mg * nb * hw, |col, tmp| {
@@ -204,7 +266,10 @@ fn conv_forward(
                 for gi in 0..g.groups {
                     for j in 0..n {
                         let xb = &x[(blk * nb + j) * g.in_len()..][..g.in_len()];
-                        g.im2col(xb, gi, &mut col[j * hw..], ld);
+                        match &tables {
+                            Some(t) => g.im2col_table(xb, &t[gi], &mut col[j * hw..], ld),
+                            None => g.im2col(xb, gi, &mut col[j * hw..], ld),
+                        }
                     }
                     let wg = MatRef::row_major(&w[gi * mg * k..][..mg * k], mg, k);
                     matmul(
@@ -377,12 +442,16 @@ impl CustomOp2 for Conv2dBackwardInput {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = Geom::new(&self.input_dims, l2.dims(), &self.attrs)?;
+        let tables: Option<Vec<Vec<u32>>> = g
+            .gathers()
+            .then(|| (0..g.groups).map(|gi| g.gather_table(gi)).collect());
         let go = f32_slice(s1, l1, "conv2d backward")?;
         let w = f32_slice(s2, l2, "conv2d backward")?;
         let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
         let mut gx = vec![0f32; g.b * g.in_len()];
         let nb = g.block();
         gx.par_chunks_mut((nb * g.in_len()).max(1))
+            .with_min_len(min_job_len())
             .enumerate()
             .for_each(|(blk, gxb)| {
                 with_scratch(k * nb * hw, mg * nb * hw, |col, gm| {
@@ -404,12 +473,11 @@ impl CustomOp2 for Conv2dBackwardInput {
                             false,
                         );
                         for j in 0..n {
-                            g.col2im(
-                                &col[j * hw..],
-                                gi,
-                                &mut gxb[j * g.in_len()..][..g.in_len()],
-                                ld,
-                            );
+                            let gxj = &mut gxb[j * g.in_len()..][..g.in_len()];
+                            match &tables {
+                                Some(t) => g.col2im_table(&col[j * hw..], &t[gi], gxj, ld),
+                                None => g.col2im(&col[j * hw..], gi, gxj, ld),
+                            }
                         }
                     }
                 })
@@ -441,6 +509,9 @@ impl CustomOp2 for Conv2dBackwardWeight {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), &self.weight_dims, &self.attrs)?;
+        let tables: Option<Vec<Vec<u32>>> = g
+            .gathers()
+            .then(|| (0..g.groups).map(|gi| g.gather_table(gi)).collect());
         let x = f32_slice(s1, l1, "conv2d weight backward")?;
         let go = f32_slice(s2, l2, "conv2d weight backward")?;
         let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
@@ -455,7 +526,10 @@ impl CustomOp2 for Conv2dBackwardWeight {
                     for gi in 0..g.groups {
                         for (j, bi) in range.clone().enumerate() {
                             let xb = &x[bi * g.in_len()..][..g.in_len()];
-                            g.im2col(xb, gi, &mut col[j * hw..], ld);
+                            match &tables {
+                                Some(t) => g.im2col_table(xb, &t[gi], &mut col[j * hw..], ld),
+                                None => g.im2col(xb, gi, &mut col[j * hw..], ld),
+                            }
                             for mi in 0..mg {
                                 let src = &go[(bi * g.m + gi * mg + mi) * hw..][..hw];
                                 gm[mi * ld + j * hw..][..hw].copy_from_slice(src);
@@ -549,4 +623,57 @@ pub fn conv2d_backward_weight(
             weight_dims: weight_dims.to_vec(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gather-table path and the row-copy path build the same column matrix and scatter the
+    /// same image gradient, over strides, pads, dilations and groups.
+    #[test]
+    fn gather_tables_match_row_copies() {
+        let cases = [
+            // (c, h, w, m, kh, kw, stride, pads, dil, groups)
+            (1, 28, 28, 4, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1),
+            (2, 13, 11, 4, 4, 4, [2, 2], [1, 0, 2, 1], [1, 1], 1),
+            (4, 9, 10, 6, 3, 2, [1, 3], [0, 2, 1, 0], [2, 1], 2),
+            (3, 7, 20, 3, 5, 3, [3, 1], [2, 2, 2, 2], [1, 2], 3),
+        ];
+        for (c, h, w, m, kh, kw, stride, pads, dilation, groups) in cases {
+            let attrs = ConvAttrs {
+                stride,
+                pads,
+                dilation,
+                groups,
+            };
+            let g = Geom::new(&[1, c, h, w], &[m, c / groups, kh, kw], &attrs).unwrap();
+            let x: Vec<f32> = (0..c * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+            let (k, hw) = (g.k(), g.hw_out());
+            let ld = hw + 3;
+            for gi in 0..groups {
+                let t = g.gather_table(gi);
+                let (mut a, mut b) = (vec![7f32; k * ld], vec![7f32; k * ld]);
+                g.im2col(&x, gi, &mut a, ld);
+                g.im2col_table(&x, &t, &mut b, ld);
+                assert_eq!(
+                    a, b,
+                    "im2col, case {c}x{h}x{w} stride {stride:?} group {gi}"
+                );
+                let col: Vec<f32> = (0..k * ld).map(|i| (i as f32 * 0.11).cos()).collect();
+                let (mut ga, mut gb) = (vec![0f32; c * h * w], vec![0f32; c * h * w]);
+                g.col2im(&col, gi, &mut ga, ld);
+                g.col2im_table(&col, &t, &mut gb, ld);
+                let e = ga
+                    .iter()
+                    .zip(&gb)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    e < 1e-5,
+                    "col2im differs by {e}, case {c}x{h}x{w} group {gi}"
+                );
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@ pub mod gemm;
 pub mod pointwise;
 pub mod pool;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use candle_core::{CpuStorage, Layout};
 
@@ -61,4 +61,33 @@ pub(crate) fn with_scratch<R>(
         // Re-entered on this thread (not expected): fall back to fresh buffers.
         Err(_) => f(&mut vec![0.0; a], &mut vec![0.0; b]),
     })
+}
+
+thread_local! {
+    /// Set while this thread runs one row block of a batch cut across threads.
+    static IN_ROW_BLOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` as one row block of a batch that is already cut across threads: kernels called
+/// inside keep their loops on this thread instead of splitting them again.
+pub fn as_row_block<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_ROW_BLOCK.with(|c| c.replace(true));
+    let r = f();
+    IN_ROW_BLOCK.with(|c| c.set(was));
+    r
+}
+
+/// Whether this thread is running a row block (see [`as_row_block`]).
+pub(crate) fn in_row_block() -> bool {
+    IN_ROW_BLOCK.with(Cell::get)
+}
+
+/// The minimum items per rayon job of a kernel loop: all of them inside a row block (the loop
+/// then runs serially, with no job overhead), else 1.
+pub(crate) fn min_job_len() -> usize {
+    if in_row_block() {
+        usize::MAX
+    } else {
+        1
+    }
 }

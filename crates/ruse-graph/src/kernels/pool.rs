@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_slice;
+use super::{f32_slice, min_job_len};
 use crate::op::{ConvAttrs, PoolAttrs};
 
 /// Index (into the plane) of the winning element of each output cell, or None for an empty window.
@@ -183,6 +183,7 @@ impl CustomOp1 for MaxPool2d {
         let per_task = (4096 / cells).max(1);
         out.par_chunks_mut(cells * per_task)
             .zip(arg.par_chunks_mut(cells * per_task))
+            .with_min_len(min_job_len())
             .enumerate()
             .for_each(|(ti, (o, a))| {
                 for (k, (o, a)) in o.chunks_mut(cells).zip(a.chunks_mut(cells)).enumerate() {
@@ -253,6 +254,7 @@ impl CustomOp2 for MaxPool2dBackward {
         }
         let mut gx = vec![0f32; planes * h * w];
         gx.par_chunks_mut((h * w).max(1))
+            .with_min_len(min_job_len())
             .enumerate()
             .for_each(|(pi, gp)| {
                 let cells = pi * ho * wo..(pi + 1) * ho * wo;
