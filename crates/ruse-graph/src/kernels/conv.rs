@@ -108,7 +108,7 @@ impl Geom {
     /// Whether patches are gathered through an offset table: strided or narrow outputs, where
     /// the row-copy loops below run only a few elements per call.
     fn gathers(&self) -> bool {
-        self.stride[1] != 1 || self.wo < 16
+        self.stride[1] != 1 || self.wo < 8
     }
 
     /// Per entry of group `g`'s column matrix of one image (row-major, k × ho·wo), the offset in
