@@ -298,8 +298,45 @@ pub fn max_pool2d_backward(
     )
 }
 
+/// Max pooling values only (no winners kept): for untracked forward passes.
+struct MaxPool2dValues<'a>(&'a PoolAttrs);
+
+impl CustomOp1 for MaxPool2dValues<'_> {
+    fn name(&self) -> &'static str {
+        "ruse-maxpool2d-values"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "maxpool")?;
+        let (planes, h, w) = dims4(l.dims(), "maxpool")?;
+        let Some([ho, wo]) = self.0.output_hw(h, w) else {
+            candle_core::bail!("maxpool: window larger than padded input {:?}", l.dims());
+        };
+        let mut out = vec![0f32; planes * ho * wo];
+        let cells = (ho * wo).max(1);
+        let per_task = (4096 / cells).max(1);
+        out.par_chunks_mut(cells * per_task)
+            .with_min_len(min_job_len())
+            .enumerate()
+            .for_each(|(ti, o)| {
+                for (k, o) in o.chunks_mut(cells).enumerate() {
+                    let xp = &x[(ti * per_task + k) * h * w..][..h * w];
+                    // The winners' indices are computed and dropped; inlined, they vanish.
+                    argmax_plane(xp, h, w, self.0, ho, wo, |cell, win| {
+                        o[cell] = win.map_or(f32::NEG_INFINITY, |(_, v)| v);
+                    });
+                }
+            });
+        let d = l.dims();
+        Ok((CpuStorage::F32(out), Shape::from((d[0], d[1], ho, wo))))
+    }
+}
+
 /// Max pooling: ruse's kernel on CPU, candle's (non-overlapping windows only) elsewhere.
 pub fn max_pool2d(x: &Tensor, attrs: &PoolAttrs) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && !x.track_op() {
+        return x.contiguous()?.apply_op1_no_bwd(&MaxPool2dValues(attrs));
+    }
     if x.device().is_cpu() {
         return x.contiguous()?.apply_op1(MaxPool2d::new(attrs.clone()));
     }
