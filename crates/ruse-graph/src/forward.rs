@@ -133,15 +133,18 @@ pub fn apply(node: &Node, a: &[Tensor]) -> candle_core::Result<Tensor> {
         } => {
             let plain = *alpha == 1.0 && (a.len() < 3 || *beta == 1.0);
             let tracked = a.iter().any(Tensor::track_op);
-            if plain && !tracked && x.device().is_cpu() && x.rank() == 2 {
+            if plain && !tracked && x.device().is_cpu() && x.rank() == 2 && a[1].rank() == 2 {
+                let outputs = a[1].dim(usize::from(!*trans_b))?;
                 let op = Linear { trans_b: *trans_b };
                 let (x, w) = (x.contiguous()?, a[1].contiguous()?);
-                return match a.get(2) {
-                    Some(c) if c.rank() == 1 => x.apply_op3_no_bwd(&w, &c.contiguous()?, &op),
-                    None => x.apply_op2_no_bwd(&w, &op),
-                    // A bias that is not one row (e.g. a full matrix) takes candle's path.
-                    Some(_) => gemm_candle(x.clone(), a, *alpha, *beta, *trans_b),
-                };
+                match a.get(2) {
+                    Some(c) if c.dims() == [outputs] => {
+                        return x.apply_op3_no_bwd(&w, &c.contiguous()?, &op)
+                    }
+                    None => return x.apply_op2_no_bwd(&w, &op),
+                    // A bias that broadcasts otherwise (a scalar, a full matrix) takes candle's path.
+                    Some(_) => {}
+                }
             }
             gemm_candle(x.clone(), a, *alpha, *beta, *trans_b)
         }
@@ -232,5 +235,73 @@ fn gemm_candle(
         Some(c) if beta == 1.0 => y.broadcast_add(c),
         Some(c) => y.broadcast_add(&(c * beta as f64)?),
         None => Ok(y),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Operand;
+    use candle_core::Device;
+
+    /// The fused dense kernel and candle's ops agree for both weight layouts and every bias
+    /// shape ONNX Gemm allows ([N], a broadcast scalar [1], a full [B, N] matrix, none).
+    #[test]
+    fn gemm_kernel_matches_candle_for_every_bias_shape() {
+        let dev = Device::Cpu;
+        let (b, k, n) = (5usize, 7usize, 3usize);
+        let vals = |len: usize, s: f32| -> Vec<f32> {
+            (0..len).map(|i| ((i as f32 + s) * 0.913).sin()).collect()
+        };
+        let x = Tensor::from_vec(vals(b * k, 1.0), (b, k), &dev).unwrap();
+        for trans_b in [true, false] {
+            let w = if trans_b {
+                Tensor::from_vec(vals(n * k, 2.0), (n, k), &dev).unwrap()
+            } else {
+                Tensor::from_vec(vals(k * n, 2.0), (k, n), &dev).unwrap()
+            };
+            let biases = [
+                Some(Tensor::from_vec(vals(n, 3.0), n, &dev).unwrap()),
+                Some(Tensor::from_vec(vec![0.25f32], 1, &dev).unwrap()),
+                Some(Tensor::from_vec(vals(b * n, 4.0), (b, n), &dev).unwrap()),
+                None,
+            ];
+            for c in biases {
+                let mut a = vec![x.clone(), w.clone()];
+                a.extend(c.clone());
+                let node = Node {
+                    name: "g".into(),
+                    op: Op::Gemm {
+                        alpha: 1.0,
+                        beta: 1.0,
+                        trans_b,
+                    },
+                    inputs: (0..a.len()).map(Operand::Value).collect(),
+                    output: 0,
+                };
+                let got: Vec<f32> = apply(&node, &a)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let want: Vec<f32> = gemm_candle(x.clone(), &a, 1.0, 1.0, trans_b)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let e = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    e < 1e-5,
+                    "trans_b {trans_b}, bias {:?}: off by {e}",
+                    c.map(|t| t.dims().to_vec())
+                );
+            }
+        }
     }
 }
