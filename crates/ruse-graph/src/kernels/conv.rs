@@ -108,7 +108,9 @@ impl Geom {
     /// Whether patches are gathered through an offset table: strided or narrow outputs, where
     /// the row-copy loops below run only a few elements per call.
     fn gathers(&self) -> bool {
-        self.stride[1] != 1 || self.wo < 8
+        // u32 offsets: an image of ≥ 4 G floats (never seen) keeps the row-copy path.
+        let fits = u32::try_from(self.in_len()).is_ok_and(|n| n < PAD);
+        fits && (self.stride[1] != 1 || self.wo < 8)
     }
 
     /// Per entry of group `g`'s column matrix of one image (row-major, k × ho·wo), the offset in
@@ -125,8 +127,9 @@ impl Geom {
                         for ox in 0..self.wo {
                             let x =
                                 (ox * self.stride[1] + j * self.dil[1]).wrapping_sub(self.pads[1]);
+                            // `gathers` guarantees every offset fits below PAD.
                             t.push(if y < self.h && x < self.w {
-                                u32::try_from(base + y * self.w + x).unwrap_or(PAD)
+                                (base + y * self.w + x) as u32
                             } else {
                                 PAD
                             });
