@@ -144,19 +144,17 @@ impl<'a> Tracker<'a> {
 
     /// Looks at the logits of candidate points `xs` and keeps those that reach the goal.
     pub fn observe(&mut self, xs: &[f32], logits: &[f32]) {
-        for (i, p) in argmax_rows(logits, self.k).into_iter().enumerate() {
-            if !self.success[i] && self.goal.reached(i, p, self.labels[i]) {
-                self.success[i] = true;
-                self.adv[i * self.d..(i + 1) * self.d]
-                    .copy_from_slice(&xs[i * self.d..(i + 1) * self.d]);
-            }
-        }
+        self.observe_indexed(0.., xs, logits);
     }
 
-    /// Marks sample `i` as fooled by the (already verified) input `xi`, unless it already is.
     /// `observe` for candidate points of a subset: row j of `xs`/`logits` is sample `rows[j]`.
     pub fn observe_rows(&mut self, rows: &[usize], xs: &[f32], logits: &[f32]) {
-        for (j, (&i, p)) in rows.iter().zip(argmax_rows(logits, self.k)).enumerate() {
+        self.observe_indexed(rows.iter().copied(), xs, logits);
+    }
+
+    /// `observe` with row j of `xs`/`logits` standing for sample `rows[j]`.
+    fn observe_indexed(&mut self, rows: impl Iterator<Item = usize>, xs: &[f32], logits: &[f32]) {
+        for (j, (i, p)) in rows.zip(argmax_rows(logits, self.k)).enumerate() {
             if !self.success[i] && self.goal.reached(i, p, self.labels[i]) {
                 self.success[i] = true;
                 self.adv[i * self.d..(i + 1) * self.d]
@@ -165,6 +163,7 @@ impl<'a> Tracker<'a> {
         }
     }
 
+    /// Marks sample `i` as fooled by the (already verified) input `xi`, unless it already is.
     pub fn record(&mut self, i: usize, xi: &[f32]) {
         if !self.success[i] {
             self.success[i] = true;
@@ -230,13 +229,17 @@ pub fn clearly_reached(row: &[f32], label: usize, target: Option<usize>) -> bool
     }
 }
 
+/// 1, −1 or 0 by the sign of `v` (0 for ±0 and NaN), without branches: gradient signs are
+/// random, so a branch per element would be mispredicted often.
+fn sign(v: f32) -> f32 {
+    f32::from(u8::from(v > 0.0)) - f32::from(u8::from(v < 0.0))
+}
+
 /// Moves `x` by `size` along the ascent direction of `g` under `norm` (see [`steepest`]), in place.
 pub fn step_along(x: &mut [f32], g: &[f32], size: f32, norm: crate::threat::Norm) {
     if norm == crate::threat::Norm::Linf {
-        // Branch-free (the signs are random, a branch per element mispredicts half the time).
         for (v, gi) in x.iter_mut().zip(g) {
-            let s = f32::from(u8::from(*gi > 0.0)) - f32::from(u8::from(*gi < 0.0));
-            *v += size * s;
+            *v += size * sign(*gi);
         }
         return;
     }
@@ -249,18 +252,7 @@ pub fn step_along(x: &mut [f32], g: &[f32], size: f32, norm: crate::threat::Norm
 pub fn steepest(g: &[f32], norm: crate::threat::Norm) -> Vec<f32> {
     use crate::threat::Norm;
     match norm {
-        Norm::Linf => g
-            .iter()
-            .map(|v| {
-                if *v > 0.0 {
-                    1.0
-                } else if *v < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            })
-            .collect(),
+        Norm::Linf => g.iter().map(|v| sign(*v)).collect(),
         Norm::L2 => {
             let n = g.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
             g.iter().map(|v| v / n).collect()

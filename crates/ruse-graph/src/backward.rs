@@ -80,6 +80,19 @@ fn node_err(node: &Node) -> impl Fn(candle_core::Error) -> GraphError + '_ {
     }
 }
 
+/// The gradient of a broadcasting elementwise op's operand `a`, when `needed`: `g_full` (the
+/// gradient at the op's output shape) summed back down to `a`'s shape.
+fn operand_grad(
+    needed: bool,
+    a: &Tensor,
+    g_full: impl FnOnce() -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Option<Tensor>> {
+    if !needed {
+        return Ok(None);
+    }
+    sum_to_shape(&g_full()?, a.dims()).map(Some)
+}
+
 /// Sums a broadcast gradient back down to `shape` (numpy broadcasting in reverse).
 fn sum_to_shape(g: &Tensor, shape: &[usize]) -> candle_core::Result<Tensor> {
     let mut g = g.clone();
@@ -298,56 +311,26 @@ impl Graph {
                 Ok(vec![Some(max_pool2d_backward(&a[0], g, p, am)?)])
             }
             Op::Add => Ok(vec![
-                if need[0] {
-                    Some(sum_to_shape(g, a[0].dims())?)
-                } else {
-                    None
-                },
-                if need[1] {
-                    Some(sum_to_shape(g, a[1].dims())?)
-                } else {
-                    None
-                },
+                operand_grad(need[0], &a[0], || Ok(g.clone()))?,
+                operand_grad(need[1], &a[1], || Ok(g.clone()))?,
             ]),
             Op::Sub => Ok(vec![
-                if need[0] {
-                    Some(sum_to_shape(g, a[0].dims())?)
-                } else {
-                    None
-                },
-                if need[1] {
-                    Some(sum_to_shape(&g.neg()?, a[1].dims())?)
-                } else {
-                    None
-                },
+                operand_grad(need[0], &a[0], || Ok(g.clone()))?,
+                operand_grad(need[1], &a[1], || g.neg())?,
             ]),
             Op::Mul => Ok(vec![
-                if need[0] {
-                    Some(sum_to_shape(&g.broadcast_mul(&a[1])?, a[0].dims())?)
-                } else {
-                    None
-                },
-                if need[1] {
-                    Some(sum_to_shape(&g.broadcast_mul(&a[0])?, a[1].dims())?)
-                } else {
-                    None
-                },
+                operand_grad(need[0], &a[0], || g.broadcast_mul(&a[1]))?,
+                operand_grad(need[1], &a[1], || g.broadcast_mul(&a[0]))?,
             ]),
             Op::Div => {
                 let ga = g.broadcast_div(&a[1])?;
-                let gb = if need[1] {
+                Ok(vec![
+                    operand_grad(need[0], &a[0], || Ok(ga.clone()))?,
                     // d(a/b)/db = −(a/b)/b, so the operand gradient is −(g/b)·(a/b).
-                    let q = a[0].broadcast_div(&a[1])?;
-                    Some(sum_to_shape(&ga.mul(&q)?.neg()?, a[1].dims())?)
-                } else {
-                    None
-                };
-                let ga = if need[0] {
-                    Some(sum_to_shape(&ga, a[0].dims())?)
-                } else {
-                    None
-                };
-                Ok(vec![ga, gb])
+                    operand_grad(need[1], &a[1], || {
+                        ga.mul(&a[0].broadcast_div(&a[1])?)?.neg()
+                    })?,
+                ])
             }
             Op::Reshape { .. } => Ok(vec![Some(g.reshape(a[0].dims())?)]),
             Op::Identity => Ok(vec![Some(g.clone())]),
@@ -418,15 +401,9 @@ impl Graph {
         }
         let tape = self.forward_tape(params, x)?;
         let logits = tape.output()?.clone();
-        let lv = Var::from_tensor(&logits)?;
-        let l = loss(lv.as_tensor())?;
-        let dl = l
-            .backward()?
-            .get(lv.as_tensor())
-            .cloned()
-            .unwrap_or(logits.zeros_like()?);
+        let (l, dl) = loss_cotangent(&logits, loss)?;
         let grads = self.backward(&tape, params, &dl, want)?;
-        Ok((logits, l.detach(), grads))
+        Ok((logits, l, grads))
     }
 }
 
@@ -450,13 +427,7 @@ impl Graph {
             .map(|t| t.output().cloned())
             .collect::<Result<Vec<_>>>()?;
         let logits = Tensor::cat(&outs, 0)?;
-        let lv = Var::from_tensor(&logits)?;
-        let l = loss(lv.as_tensor())?;
-        let dl = l
-            .backward()?
-            .get(lv.as_tensor())
-            .cloned()
-            .unwrap_or(logits.zeros_like()?);
+        let (l, dl) = loss_cotangent(&logits, loss)?;
         let gs = parts
             .par_iter()
             .zip(&tapes)
@@ -470,7 +441,7 @@ impl Graph {
         let input = Tensor::cat(&gs, 0)?;
         Ok((
             logits,
-            l.detach(),
+            l,
             Gradients {
                 input: Some(input),
                 params: vec![None; self.params.len()],
@@ -491,6 +462,22 @@ impl Graph {
             .collect::<Result<Vec<_>>>()?;
         Ok(Tensor::cat(&outs, 0)?)
     }
+}
+
+/// The scalar loss of the logits (detached) and its gradient with respect to them, by candle's
+/// autodiff on the small logits tensor: the cotangent the graph's own backward pass starts from.
+fn loss_cotangent(
+    logits: &Tensor,
+    loss: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let lv = Var::from_tensor(logits)?;
+    let l = loss(lv.as_tensor())?;
+    let dl = l
+        .backward()?
+        .get(lv.as_tensor())
+        .cloned()
+        .unwrap_or(logits.zeros_like()?);
+    Ok((l.detach(), dl))
 }
 
 /// Batches smaller than this run as one block (each op then splits its own work).

@@ -146,7 +146,7 @@ pub fn apply(node: &Node, a: &[Tensor]) -> candle_core::Result<Tensor> {
                     Some(_) => {}
                 }
             }
-            gemm_candle(x.clone(), a, *alpha, *beta, *trans_b)
+            gemm_candle(x, a, *alpha, *beta, *trans_b)
         }
         Op::MatMul => x.broadcast_matmul(&a[1]),
         Op::Add => x.broadcast_add(&a[1]),
@@ -220,7 +220,7 @@ pub fn apply(node: &Node, a: &[Tensor]) -> candle_core::Result<Tensor> {
 
 /// ONNX Gemm through candle's ops (tracked operands, α or β ≠ 1, a matrix bias).
 fn gemm_candle(
-    x: Tensor,
+    x: &Tensor,
     a: &[Tensor],
     alpha: f32,
     beta: f32,
@@ -285,7 +285,7 @@ mod tests {
                     .unwrap()
                     .to_vec1()
                     .unwrap();
-                let want: Vec<f32> = gemm_candle(x.clone(), &a, 1.0, 1.0, trans_b)
+                let want: Vec<f32> = gemm_candle(&x, &a, 1.0, 1.0, trans_b)
                     .unwrap()
                     .flatten_all()
                     .unwrap()

@@ -141,6 +141,43 @@ impl Geom {
         t
     }
 
+    /// Every group's gather table, where patches are gathered (see `gathers`); built once per
+    /// kernel call and shared by its images.
+    fn gather_tables(&self) -> Option<Vec<Vec<u32>>> {
+        self.gathers()
+            .then(|| (0..self.groups).map(|gi| self.gather_table(gi)).collect())
+    }
+
+    /// `im2col` of group `g`, through its gather table when there are tables.
+    fn patches(
+        &self,
+        tables: Option<&[Vec<u32>]>,
+        x: &[f32],
+        g: usize,
+        col: &mut [f32],
+        ld: usize,
+    ) {
+        match tables {
+            Some(t) => self.im2col_table(x, &t[g], col, ld),
+            None => self.im2col(x, g, col, ld),
+        }
+    }
+
+    /// `col2im` of group `g`, through its gather table when there are tables.
+    fn unpatch(
+        &self,
+        tables: Option<&[Vec<u32>]>,
+        col: &[f32],
+        g: usize,
+        gx: &mut [f32],
+        ld: usize,
+    ) {
+        match tables {
+            Some(t) => self.col2im_table(col, &t[g], gx, ld),
+            None => self.col2im(col, g, gx, ld),
+        }
+    }
+
     /// `im2col` through a gather table (see `gather_table`).
     fn im2col_table(&self, x: &[f32], table: &[u32], col: &mut [f32], ld: usize) {
         let hw = self.hw_out();
@@ -248,9 +285,7 @@ fn conv_forward(
     bias: Option<&[f32]>,
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     let g = Geom::new(l1.dims(), l2.dims(), attrs)?;
-    let tables: Option<Vec<Vec<u32>>> = g
-        .gathers()
-        .then(|| (0..g.groups).map(|gi| g.gather_table(gi)).collect());
+    let tables = g.gather_tables();
     let x = f32_slice(s1, l1, "conv2d")?;
     let w = f32_slice(s2, l2, "conv2d")?;
     if bias.is_some_and(|b| b.len() != g.m) {
@@ -269,10 +304,7 @@ fn conv_forward(
                 for gi in 0..g.groups {
                     for j in 0..n {
                         let xb = &x[(blk * nb + j) * g.in_len()..][..g.in_len()];
-                        match &tables {
-                            Some(t) => g.im2col_table(xb, &t[gi], &mut col[j * hw..], ld),
-                            None => g.im2col(xb, gi, &mut col[j * hw..], ld),
-                        }
+                        g.patches(tables.as_deref(), xb, gi, &mut col[j * hw..], ld);
                     }
                     let wg = MatRef::row_major(&w[gi * mg * k..][..mg * k], mg, k);
                     matmul(
@@ -445,9 +477,7 @@ impl CustomOp2 for Conv2dBackwardInput {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = Geom::new(&self.input_dims, l2.dims(), &self.attrs)?;
-        let tables: Option<Vec<Vec<u32>>> = g
-            .gathers()
-            .then(|| (0..g.groups).map(|gi| g.gather_table(gi)).collect());
+        let tables = g.gather_tables();
         let go = f32_slice(s1, l1, "conv2d backward")?;
         let w = f32_slice(s2, l2, "conv2d backward")?;
         let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
@@ -477,10 +507,7 @@ impl CustomOp2 for Conv2dBackwardInput {
                         );
                         for j in 0..n {
                             let gxj = &mut gxb[j * g.in_len()..][..g.in_len()];
-                            match &tables {
-                                Some(t) => g.col2im_table(&col[j * hw..], &t[gi], gxj, ld),
-                                None => g.col2im(&col[j * hw..], gi, gxj, ld),
-                            }
+                            g.unpatch(tables.as_deref(), &col[j * hw..], gi, gxj, ld);
                         }
                     }
                 })
@@ -512,9 +539,7 @@ impl CustomOp2 for Conv2dBackwardWeight {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), &self.weight_dims, &self.attrs)?;
-        let tables: Option<Vec<Vec<u32>>> = g
-            .gathers()
-            .then(|| (0..g.groups).map(|gi| g.gather_table(gi)).collect());
+        let tables = g.gather_tables();
         let x = f32_slice(s1, l1, "conv2d weight backward")?;
         let go = f32_slice(s2, l2, "conv2d weight backward")?;
         let (k, hw, mg) = (g.k(), g.hw_out(), g.mg());
@@ -529,10 +554,7 @@ impl CustomOp2 for Conv2dBackwardWeight {
                     for gi in 0..g.groups {
                         for (j, bi) in range.clone().enumerate() {
                             let xb = &x[bi * g.in_len()..][..g.in_len()];
-                            match &tables {
-                                Some(t) => g.im2col_table(xb, &t[gi], &mut col[j * hw..], ld),
-                                None => g.im2col(xb, gi, &mut col[j * hw..], ld),
-                            }
+                            g.patches(tables.as_deref(), xb, gi, &mut col[j * hw..], ld);
                             for mi in 0..mg {
                                 let src = &go[(bi * g.m + gi * mg + mi) * hw..][..hw];
                                 gm[mi * ld + j * hw..][..hw].copy_from_slice(src);

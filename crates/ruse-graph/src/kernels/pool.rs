@@ -147,6 +147,48 @@ fn dims4(d: &[usize], op: &str) -> candle_core::Result<(usize, usize, usize)> {
 
 /// Max pooling over [B, C, H, W]. The forward pass records each window's winner so the backward
 /// pass is a scatter, not a second search.
+/// The max-pool forward on CPU: each output cell's value and, when `WINNERS`, the index of its
+/// winner within the plane (u32::MAX for an empty window; empty when not `WINNERS`).
+fn max_pool_forward<const WINNERS: bool>(
+    s: &CpuStorage,
+    l: &Layout,
+    attrs: &PoolAttrs,
+) -> candle_core::Result<(Vec<f32>, Vec<u32>, Shape)> {
+    let x = f32_slice(s, l, "maxpool")?;
+    let (planes, h, w) = dims4(l.dims(), "maxpool")?;
+    let Some([ho, wo]) = attrs.output_hw(h, w) else {
+        candle_core::bail!("maxpool: window larger than padded input {:?}", l.dims());
+    };
+    let mut out = vec![0f32; planes * ho * wo];
+    let mut arg = vec![0u32; if WINNERS { planes * ho * wo } else { 0 }];
+    let cells = (ho * wo).max(1);
+    // Several planes per task: a 14×14 plane alone is too little work for a rayon job.
+    let per_task = (4096 / cells).max(1);
+    // Without winners every task gets an empty slice (the index writes compile away).
+    let arg_chunk = if WINNERS { cells * per_task } else { 1 };
+    let tasks = out.len().div_ceil(cells * per_task);
+    let mut args: Vec<&mut [u32]> = arg.chunks_mut(arg_chunk).collect();
+    args.resize_with(tasks, Default::default);
+    out.par_chunks_mut(cells * per_task)
+        .zip(args)
+        .with_min_len(min_job_len())
+        .enumerate()
+        .for_each(|(ti, (o, a))| {
+            for (k, o) in o.chunks_mut(cells).enumerate() {
+                let xp = &x[(ti * per_task + k) * h * w..][..h * w];
+                argmax_plane(xp, h, w, attrs, ho, wo, |cell, win| {
+                    let (i, v) = win.unwrap_or((u32::MAX as usize, f32::NEG_INFINITY));
+                    o[cell] = v;
+                    if WINNERS {
+                        a[k * cells + cell] = i as u32;
+                    }
+                });
+            }
+        });
+    let d = l.dims();
+    Ok((out, arg, Shape::from((d[0], d[1], ho, wo))))
+}
+
 #[derive(Debug)]
 pub struct MaxPool2d {
     /// Window geometry.
@@ -171,36 +213,11 @@ impl CustomOp1 for MaxPool2d {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, "maxpool")?;
-        let (planes, h, w) = dims4(l.dims(), "maxpool")?;
-        let Some([ho, wo]) = self.attrs.output_hw(h, w) else {
-            candle_core::bail!("maxpool: window larger than padded input {:?}", l.dims());
-        };
-        let mut out = vec![0f32; planes * ho * wo];
-        let mut arg = vec![0u32; planes * ho * wo];
-        let cells = (ho * wo).max(1);
-        // Several planes per task: a 14×14 plane alone is too little work for a rayon job.
-        let per_task = (4096 / cells).max(1);
-        out.par_chunks_mut(cells * per_task)
-            .zip(arg.par_chunks_mut(cells * per_task))
-            .with_min_len(min_job_len())
-            .enumerate()
-            .for_each(|(ti, (o, a))| {
-                for (k, (o, a)) in o.chunks_mut(cells).zip(a.chunks_mut(cells)).enumerate() {
-                    let pi = ti * per_task + k;
-                    let xp = &x[pi * h * w..][..h * w];
-                    argmax_plane(xp, h, w, &self.attrs, ho, wo, |cell, win| {
-                        let (i, v) = win.unwrap_or((u32::MAX as usize, f32::NEG_INFINITY));
-                        o[cell] = v;
-                        a[cell] = i as u32;
-                    });
-                }
-            });
+        let (out, arg, shape) = max_pool_forward::<true>(s, l, &self.attrs)?;
         if let Ok(mut slot) = self.argmax.lock() {
             *slot = Some(Arc::new(arg));
         }
-        let d = l.dims();
-        Ok((CpuStorage::F32(out), Shape::from((d[0], d[1], ho, wo))))
+        Ok((CpuStorage::F32(out), shape))
     }
 
     fn bwd(
@@ -307,28 +324,8 @@ impl CustomOp1 for MaxPool2dValues<'_> {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, "maxpool")?;
-        let (planes, h, w) = dims4(l.dims(), "maxpool")?;
-        let Some([ho, wo]) = self.0.output_hw(h, w) else {
-            candle_core::bail!("maxpool: window larger than padded input {:?}", l.dims());
-        };
-        let mut out = vec![0f32; planes * ho * wo];
-        let cells = (ho * wo).max(1);
-        let per_task = (4096 / cells).max(1);
-        out.par_chunks_mut(cells * per_task)
-            .with_min_len(min_job_len())
-            .enumerate()
-            .for_each(|(ti, o)| {
-                for (k, o) in o.chunks_mut(cells).enumerate() {
-                    let xp = &x[(ti * per_task + k) * h * w..][..h * w];
-                    // The winners' indices are computed and dropped; inlined, they vanish.
-                    argmax_plane(xp, h, w, self.0, ho, wo, |cell, win| {
-                        o[cell] = win.map_or(f32::NEG_INFINITY, |(_, v)| v);
-                    });
-                }
-            });
-        let d = l.dims();
-        Ok((CpuStorage::F32(out), Shape::from((d[0], d[1], ho, wo))))
+        let (out, _, shape) = max_pool_forward::<false>(s, l, self.0)?;
+        Ok((CpuStorage::F32(out), shape))
     }
 }
 
