@@ -68,6 +68,24 @@ def robust_acc(model, xa, y, bs=500):
     return correct / len(xa)
 
 
+def time_parts(attacks):
+    """Wraps each attack's forward so its total seconds (over all batches) can be reported."""
+    secs = {}
+    for atk in attacks:
+        name = type(atk).__name__
+        secs[name] = 0.0
+        inner = atk.forward
+
+        def timed(images, labels, _inner=inner, _name=name):
+            t0 = time.perf_counter()
+            out = _inner(images, labels)
+            secs[_name] += time.perf_counter() - t0
+            return out
+
+        atk.forward = timed
+    return secs
+
+
 def run_torchattack(atk, model, x, y, bs, eps):
     import torch
     t0 = time.perf_counter()
@@ -171,10 +189,14 @@ def main():
                 torchattacks.Square(model, norm="Linf", eps=eps, n_queries=5000, n_restarts=1, seed=0),
             ])
             name = f"AutoAttack standard ({k} it., torchattacks parts)"
+            part_secs = time_parts(atk.attacks)
         ra, secs = run_torchattack(atk, model, x[:aa_n], y[:aa_n], bs, eps)
         aa = (ra, secs)
         rows.append((name, aa_n, ra, secs))
         print(f"  {name}: {100 * ra:.2f}% in {secs:.1f} s", flush=True)
+        if args.aa_steps is not None:
+            for part, s in part_secs.items():
+                rows.append((f"  AutoAttack part: {part}", aa_n, float("nan"), s))
 
     data = f"mnist:{os.path.abspath(args.data)}"
     common = ["--model", model_path, "--data", data, "--eps", str(eps), "--batch-size", str(bs)]

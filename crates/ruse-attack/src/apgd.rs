@@ -3,8 +3,9 @@
 //! attacks"), with the CE or DLR loss; targeted over the top-k classes as APGD-T.
 
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
-use crate::attack::{gather_rows, steepest, Attack, AttackOutcome, Goal, Tracker};
+use crate::attack::{gather_rows, step_along, Attack, AttackOutcome, Goal, Tracker};
 use crate::error::{AttackError, Result};
 use crate::loss::Loss;
 use crate::model::{argmax_rows, Model};
@@ -52,9 +53,11 @@ impl Apgd {
         out
     }
 
-    /// One run from a random start; updates the tracker.
+    /// One run from a random start; updates the tracker and returns each sample's best point.
     /// `targets` steers the loss; success is judged by the tracker's own goal (APGD-T ascends a
-    /// targeted loss but, as in AutoAttack, any wrong class counts).
+    /// targeted loss but, as in AutoAttack, any wrong class counts). A sample leaves the batch
+    /// once the tracker has its adversarial: every sample's walk depends on its own state only,
+    /// so the others' walks are unchanged and the remaining gradients are not spent on it.
     fn once(
         &self,
         model: &Model,
@@ -67,81 +70,141 @@ impl Apgd {
         let d = model.input_len();
         let labels = tr.labels();
         let b = labels.len();
-        let step = |cur: &[f32], g: &[f32], eta: &[f32]| -> Vec<f32> {
-            let mut z = cur.to_vec();
-            for (i, (zi, gi)) in z.chunks_mut(d).zip(g.chunks(d)).enumerate() {
-                let dir = steepest(gi, threat.norm);
-                zi.iter_mut().zip(&dir).for_each(|(v, s)| *v += eta[i] * s);
-                threat.project(zi, &x[i * d..(i + 1) * d]);
-            }
-            z
-        };
-        let mut cur: Vec<f32> = x
+        // Every sample draws its start, fooled or not, so the random stream does not depend on
+        // which samples are still open.
+        let mut walks: Vec<Walk> = x
             .chunks(d)
-            .flat_map(|x0| threat.random_start(x0, rng))
+            .map(|x0| Walk::start(threat.random_start(x0, rng), 2.0 * threat.eps))
             .collect();
-        let (logits, mut loss, mut g) = model.loss_grad(&cur, &self.loss, labels, targets)?;
-        tr.observe(&cur, &logits);
-        let mut eta = vec![2.0 * threat.eps; b];
-        let (mut best_x, mut best_loss, mut best_g) = (cur.clone(), loss.clone(), g.clone());
-        let mut prev = cur.clone();
+        let mut open: Vec<usize> = (0..b).filter(|&i| !tr.success[i]).collect();
         let cks = Self::checkpoints(self.steps);
         let mut last_ck = 0;
-        let mut increases = vec![0usize; b];
-        let mut best_at_last_ck = best_loss.clone();
-        let mut reduced_last = vec![false; b];
-        for k in 0..self.steps {
-            let z = step(&cur, &g, &eta);
-            let a = if k == 0 { 1.0 } else { self.momentum };
-            let mut next = cur.clone();
-            for (i, n) in next.chunks_mut(d).enumerate() {
-                let (c, p, zz) = (
-                    &cur[i * d..(i + 1) * d],
-                    &prev[i * d..(i + 1) * d],
-                    &z[i * d..(i + 1) * d],
-                );
-                for j in 0..d {
-                    n[j] = c[j] + a * (zz[j] - c[j]) + (1.0 - a) * (c[j] - p[j]);
-                }
-                threat.project(n, &x[i * d..(i + 1) * d]);
+        for k in 0..=self.steps {
+            if open.is_empty() {
+                break;
             }
-            prev = cur;
-            cur = next;
-            let (logits, l, gn) = model.loss_grad(&cur, &self.loss, labels, targets)?;
-            tr.observe(&cur, &logits);
-            for i in 0..b {
-                if l[i] > loss[i] {
-                    increases[i] += 1;
-                }
-                if l[i] > best_loss[i] {
-                    best_loss[i] = l[i];
-                    best_x[i * d..(i + 1) * d].copy_from_slice(&cur[i * d..(i + 1) * d]);
-                    best_g[i * d..(i + 1) * d].copy_from_slice(&gn[i * d..(i + 1) * d]);
-                }
+            if k > 0 {
+                let a = if k == 1 { 1.0 } else { self.momentum };
+                open_walks(&mut walks, &open)
+                    .for_each(|(i, _, w)| w.advance(a, &x[i * d..(i + 1) * d], threat));
             }
-            loss = l;
-            g = gn;
-            if cks.contains(&(k + 1)) && k + 1 > last_ck {
-                let span = (k + 1 - last_ck) as f32;
-                for i in 0..b {
-                    let few_increases = (increases[i] as f32) < self.rho * span;
-                    let stalled = !reduced_last[i] && best_at_last_ck[i] >= best_loss[i];
-                    reduced_last[i] = few_increases || stalled;
-                    if reduced_last[i] {
-                        // Halve the step and restart from the best point found.
-                        eta[i] /= 2.0;
-                        cur[i * d..(i + 1) * d].copy_from_slice(&best_x[i * d..(i + 1) * d]);
-                        prev[i * d..(i + 1) * d].copy_from_slice(&best_x[i * d..(i + 1) * d]);
-                        g[i * d..(i + 1) * d].copy_from_slice(&best_g[i * d..(i + 1) * d]);
-                        loss[i] = best_loss[i];
-                    }
-                    increases[i] = 0;
-                }
-                best_at_last_ck = best_loss.clone();
-                last_ck = k + 1;
+            let mut xs = Vec::with_capacity(open.len() * d);
+            open.iter()
+                .for_each(|&i| xs.extend_from_slice(&walks[i].cur));
+            let ys: Vec<usize> = open.iter().map(|&i| labels[i]).collect();
+            let ts: Option<Vec<usize>> = targets.map(|t| open.iter().map(|&i| t[i]).collect());
+            let (logits, l, g) = model.loss_grad(&xs, &self.loss, &ys, ts.as_deref())?;
+            tr.observe_rows(&open, &xs, &logits);
+            open_walks(&mut walks, &open)
+                .for_each(|(_, j, w)| w.take(l[j], &g[j * d..(j + 1) * d], k == 0));
+            if k > 0 && cks.contains(&k) && k > last_ck {
+                let span = (k - last_ck) as f32;
+                open_walks(&mut walks, &open).for_each(|(_, _, w)| w.checkpoint(self.rho * span));
+                last_ck = k;
+            }
+            open.retain(|&i| !tr.success[i]);
+        }
+        Ok(walks.into_iter().flat_map(|w| w.best_x).collect())
+    }
+}
+
+/// The open samples' walks, in parallel, as (sample index, row in the open batch, walk).
+fn open_walks<'w>(
+    walks: &'w mut [Walk],
+    open: &[usize],
+) -> impl ParallelIterator<Item = (usize, usize, &'w mut Walk)> {
+    let mut row = vec![None; walks.len()];
+    open.iter().enumerate().for_each(|(j, &i)| row[i] = Some(j));
+    walks
+        .par_iter_mut()
+        .enumerate()
+        .zip(row)
+        .filter_map(|((i, w), j)| j.map(|j| (i, j, w)))
+}
+
+/// One sample's APGD state: the current and previous points, the current gradient and loss,
+/// the best point so far with its gradient and loss, and the step-size bookkeeping.
+struct Walk {
+    cur: Vec<f32>,
+    prev: Vec<f32>,
+    g: Vec<f32>,
+    loss: f32,
+    best_x: Vec<f32>,
+    best_g: Vec<f32>,
+    best_loss: f32,
+    best_at_last_ck: f32,
+    eta: f32,
+    increases: usize,
+    reduced_last: bool,
+}
+
+impl Walk {
+    fn start(x0: Vec<f32>, eta: f32) -> Self {
+        Walk {
+            prev: x0.clone(),
+            best_x: x0.clone(),
+            cur: x0,
+            g: Vec::new(),
+            loss: f32::NEG_INFINITY,
+            best_g: Vec::new(),
+            best_loss: f32::NEG_INFINITY,
+            best_at_last_ck: f32::NEG_INFINITY,
+            eta,
+            increases: 0,
+            reduced_last: false,
+        }
+    }
+
+    /// x ← P(x + a·(P(x + η·steepest(g)) − x) + (1 − a)·(x − x_prev)).
+    fn advance(&mut self, a: f32, x0: &[f32], threat: &ThreatModel) {
+        let mut z = self.cur.clone();
+        step_along(&mut z, &self.g, self.eta, threat.norm);
+        threat.project(&mut z, x0);
+        let (c, p) = (&self.cur, &mut self.prev);
+        for j in 0..c.len() {
+            p[j] = c[j] + a * (z[j] - c[j]) + (1.0 - a) * (c[j] - p[j]);
+        }
+        threat.project(p, x0);
+        std::mem::swap(&mut self.cur, &mut self.prev);
+    }
+
+    /// Takes the loss and gradient at the current point (`first`: the start point).
+    fn take(&mut self, loss: f32, g: &[f32], first: bool) {
+        if first {
+            self.best_loss = loss;
+            self.best_at_last_ck = loss;
+            self.best_g = g.to_vec();
+        } else {
+            if loss > self.loss {
+                self.increases += 1;
+            }
+            if loss > self.best_loss {
+                self.best_loss = loss;
+                self.best_x.copy_from_slice(&self.cur);
+                self.best_g.copy_from_slice(g);
             }
         }
-        Ok(best_x)
+        self.loss = loss;
+        self.g.clear();
+        self.g.extend_from_slice(g);
+    }
+
+    /// At a checkpoint: halve the step and restart from the best point when fewer than
+    /// `min_increases` steps raised the loss, or when the step was not halved last time and the
+    /// best loss has not improved since.
+    fn checkpoint(&mut self, min_increases: f32) {
+        let few_increases = (self.increases as f32) < min_increases;
+        let stalled = !self.reduced_last && self.best_at_last_ck >= self.best_loss;
+        self.reduced_last = few_increases || stalled;
+        if self.reduced_last {
+            self.eta /= 2.0;
+            self.cur.copy_from_slice(&self.best_x);
+            self.prev.copy_from_slice(&self.best_x);
+            self.g.copy_from_slice(&self.best_g);
+            self.loss = self.best_loss;
+        }
+        self.increases = 0;
+        self.best_at_last_ck = self.best_loss;
     }
 }
 
