@@ -21,45 +21,59 @@ fn argmax_plane(
     f: impl FnMut(usize, Option<(usize, f32)>),
 ) {
     if p.pads == [0; 4] && p.dilation == [1, 1] && !p.ceil_mode {
-        if p.kernel == [2, 2] && p.stride == [2, 2] {
-            argmax_plane_2x2(x, w, ho, wo, f)
-        } else {
-            argmax_plane_unpadded(x, w, p, ho, wo, f)
-        }
+        argmax_plane_unpadded(x, w, p, ho, wo, f)
     } else {
         argmax_plane_general(x, h, w, p, ho, wo, f)
     }
 }
 
-/// Of two candidates, the later one wins only if strictly greater (or the first NaN).
+/// Of two candidates, whether the later one wins: strictly greater, or the first NaN.
 #[inline(always)]
-fn pick(a: (usize, f32), b: (usize, f32)) -> (usize, f32) {
-    if (b.1 > a.1) | (b.1.is_nan() & !a.1.is_nan()) {
-        b
-    } else {
-        a
-    }
+fn later_wins(a: f32, b: f32) -> bool {
+    (b > a) | (b.is_nan() & !a.is_nan())
 }
 
-/// 2×2 windows with stride 2: a two-level tournament, so neighbouring cells' comparisons overlap
-/// instead of forming one long dependency chain (6× faster than the generic loop, measured).
+/// Whether a pooling is the common 2×2 window with stride 2 and no padding.
+fn is_2x2(p: &PoolAttrs) -> bool {
+    p.kernel == [2, 2]
+        && p.stride == [2, 2]
+        && p.pads == [0; 4]
+        && p.dilation == [1, 1]
+        && !p.ceil_mode
+}
+
+/// One plane of a 2×2, stride-2 max-pool written straight into its outputs: a two-level
+/// tournament (the first maximum in scan order, as the generic loop) with no callback and no index bookkeeping in the
+/// comparisons, so the compiler can vectorise it.
 #[inline]
-fn argmax_plane_2x2(
+fn max_pool_plane_2x2<const WINNERS: bool>(
     x: &[f32],
     w: usize,
-    ho: usize,
     wo: usize,
-    mut f: impl FnMut(usize, Option<(usize, f32)>),
+    out: &mut [f32],
+    arg: &mut [u32],
 ) {
-    for oy in 0..ho {
+    for (oy, ov) in out.chunks_exact_mut(wo).enumerate() {
         let r0 = 2 * oy * w;
-        let r1 = r0 + w;
-        let (top, bottom) = (&x[r0..r0 + 2 * wo], &x[r1..r1 + 2 * wo]);
-        for ox in 0..wo {
-            let c = 2 * ox;
-            let m0 = pick((r0 + c, top[c]), (r0 + c + 1, top[c + 1]));
-            let m1 = pick((r1 + c, bottom[c]), (r1 + c + 1, bottom[c + 1]));
-            f(oy * wo + ox, Some(pick(m0, m1)));
+        let (top, bottom) = (&x[r0..r0 + 2 * wo], &x[r0 + w..r0 + w + 2 * wo]);
+        let wins = top
+            .chunks_exact(2)
+            .zip(bottom.chunks_exact(2))
+            .map(|(t, b)| {
+                let (s0, s1) = (later_wins(t[0], t[1]), later_wins(b[0], b[1]));
+                let (v0, v1) = (if s0 { t[1] } else { t[0] }, if s1 { b[1] } else { b[0] });
+                let s2 = later_wins(v0, v1);
+                (if s2 { v1 } else { v0 }, s0, s1, s2)
+            });
+        if WINNERS {
+            let av = &mut arg[oy * wo..(oy + 1) * wo];
+            for (ox, ((o, a), (v, s0, s1, s2))) in ov.iter_mut().zip(av).zip(wins).enumerate() {
+                *o = v;
+                let col = if s2 { w + s1 as usize } else { s0 as usize };
+                *a = (r0 + 2 * ox + col) as u32;
+            }
+        } else {
+            ov.iter_mut().zip(wins).for_each(|(o, (v, ..))| *o = v);
         }
     }
 }
@@ -176,6 +190,15 @@ fn max_pool_forward<const WINNERS: bool>(
         .for_each(|(ti, (o, a))| {
             for (k, o) in o.chunks_mut(cells).enumerate() {
                 let xp = &x[(ti * per_task + k) * h * w..][..h * w];
+                if is_2x2(attrs) && wo > 0 {
+                    let a = if WINNERS {
+                        &mut a[k * cells..][..cells]
+                    } else {
+                        &mut [][..]
+                    };
+                    max_pool_plane_2x2::<WINNERS>(xp, w, wo, o, a);
+                    continue;
+                }
                 argmax_plane(xp, h, w, attrs, ho, wo, |cell, win| {
                     let (i, v) = win.unwrap_or((u32::MAX as usize, f32::NEG_INFINITY));
                     o[cell] = v;
@@ -400,4 +423,45 @@ pub fn avg_pool2d(
     }
     let inv = Tensor::from_vec(counts, (1, 1, ho, wo), x.device())?;
     sum.broadcast_mul(&inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectorisable 2×2 path picks the same winners and values as the generic window loop,
+    /// on planes full of ties and NaNs (odd sizes leave a last row and column unused).
+    #[test]
+    fn plane_2x2_matches_generic_loop() {
+        let p = PoolAttrs {
+            kernel: [2, 2],
+            stride: [2, 2],
+            pads: [0; 4],
+            dilation: [1, 1],
+            ceil_mode: false,
+        };
+        let vals = [0.0, 1.0, 1.0, -2.0, f32::NAN, 3.0, -0.0];
+        for (h, w) in [(2, 2), (4, 6), (5, 7), (8, 8)] {
+            let (ho, wo) = (h / 2, w / 2);
+            for seed in 0..50usize {
+                let x: Vec<f32> = (0..h * w)
+                    .map(|i| vals[(i * 7 + seed * 13 + i * i * seed) % vals.len()])
+                    .collect();
+                let (mut want_v, mut want_i) = (vec![0f32; ho * wo], vec![0u32; ho * wo]);
+                argmax_plane_unpadded(&x, w, &p, ho, wo, |cell, win| {
+                    let (i, v) = win.unwrap_or((usize::MAX, f32::NEG_INFINITY));
+                    want_v[cell] = v;
+                    want_i[cell] = i as u32;
+                });
+                let (mut got_v, mut got_i) = (vec![0f32; ho * wo], vec![0u32; ho * wo]);
+                max_pool_plane_2x2::<true>(&x, w, wo, &mut got_v, &mut got_i);
+                assert_eq!(got_i, want_i, "{h}x{w} seed {seed}");
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got_v), bits(&want_v), "{h}x{w} seed {seed}");
+                let mut only_v = vec![0f32; ho * wo];
+                max_pool_plane_2x2::<false>(&x, w, wo, &mut only_v, &mut []);
+                assert_eq!(bits(&only_v), bits(&want_v));
+            }
+        }
+    }
 }
