@@ -159,8 +159,6 @@ fn dims4(d: &[usize], op: &str) -> candle_core::Result<(usize, usize, usize)> {
     }
 }
 
-/// Max pooling over [B, C, H, W]. The forward pass records each window's winner so the backward
-/// pass is a scatter, not a second search.
 /// The max-pool forward on CPU: each output cell's value and, when `WINNERS`, the index of its
 /// winner within the plane (u32::MAX for an empty window; empty when not `WINNERS`).
 fn max_pool_forward<const WINNERS: bool>(
@@ -212,6 +210,8 @@ fn max_pool_forward<const WINNERS: bool>(
     Ok((out, arg, Shape::from((d[0], d[1], ho, wo))))
 }
 
+/// Max pooling over [B, C, H, W]. The forward pass records each window's winner so the backward
+/// pass is a scatter, not a second search.
 #[derive(Debug)]
 pub struct MaxPool2d {
     /// Window geometry.
