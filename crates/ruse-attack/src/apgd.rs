@@ -83,9 +83,10 @@ impl Apgd {
             if open.is_empty() {
                 break;
             }
+            let rows = open_rows(b, &open);
             if k > 0 {
                 let a = if k == 1 { 1.0 } else { self.momentum };
-                open_walks(&mut walks, &open)
+                open_walks(&mut walks, &rows)
                     .for_each(|(i, _, w)| w.advance(a, &x[i * d..(i + 1) * d], threat));
             }
             let mut xs = Vec::with_capacity(open.len() * d);
@@ -95,11 +96,11 @@ impl Apgd {
             let ts: Option<Vec<usize>> = targets.map(|t| open.iter().map(|&i| t[i]).collect());
             let (logits, l, g) = model.loss_grad(&xs, &self.loss, &ys, ts.as_deref())?;
             tr.observe_rows(&open, &xs, &logits);
-            open_walks(&mut walks, &open)
+            open_walks(&mut walks, &rows)
                 .for_each(|(_, j, w)| w.take(l[j], &g[j * d..(j + 1) * d], k == 0));
             if k > 0 && cks.contains(&k) && k > last_ck {
                 let span = (k - last_ck) as f32;
-                open_walks(&mut walks, &open).for_each(|(_, _, w)| w.checkpoint(self.rho * span));
+                open_walks(&mut walks, &rows).for_each(|(_, _, w)| w.checkpoint(self.rho * span));
                 last_ck = k;
             }
             open.retain(|&i| !tr.success[i]);
@@ -108,17 +109,22 @@ impl Apgd {
     }
 }
 
+/// Each sample's row in the batch of open samples, or None when it is not open.
+fn open_rows(b: usize, open: &[usize]) -> Vec<Option<usize>> {
+    let mut row = vec![None; b];
+    open.iter().enumerate().for_each(|(j, &i)| row[i] = Some(j));
+    row
+}
+
 /// The open samples' walks, in parallel, as (sample index, row in the open batch, walk).
 fn open_walks<'w>(
     walks: &'w mut [Walk],
-    open: &[usize],
+    rows: &'w [Option<usize>],
 ) -> impl ParallelIterator<Item = (usize, usize, &'w mut Walk)> {
-    let mut row = vec![None; walks.len()];
-    open.iter().enumerate().for_each(|(j, &i)| row[i] = Some(j));
     walks
         .par_iter_mut()
         .enumerate()
-        .zip(row)
+        .zip(rows)
         .filter_map(|((i, w), j)| j.map(|j| (i, j, w)))
 }
 

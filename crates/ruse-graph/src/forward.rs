@@ -291,11 +291,7 @@ mod tests {
                     .unwrap()
                     .to_vec1()
                     .unwrap();
-                let e = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(p, q)| (p - q).abs())
-                    .fold(0f32, f32::max);
+                let e = crate::kernels::max_abs_diff(&got, &want);
                 assert!(
                     e < 1e-5,
                     "trans_b {trans_b}, bias {:?}: off by {e}",

@@ -689,11 +689,7 @@ mod tests {
                 let (mut ga, mut gb) = (vec![0f32; c * h * w], vec![0f32; c * h * w]);
                 g.col2im(&col, gi, &mut ga, ld);
                 g.col2im_table(&col, &t, &mut gb, ld);
-                let e = ga
-                    .iter()
-                    .zip(&gb)
-                    .map(|(p, q)| (p - q).abs())
-                    .fold(0f32, f32::max);
+                let e = crate::kernels::max_abs_diff(&ga, &gb);
                 assert!(
                     e < 1e-5,
                     "col2im differs by {e}, case {c}x{h}x{w} group {gi}"

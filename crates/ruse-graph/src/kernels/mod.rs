@@ -91,3 +91,13 @@ pub(crate) fn min_job_len() -> usize {
         1
     }
 }
+
+/// The largest absolute difference between two equally long slices (for tests comparing two
+/// computations of the same values).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max)
+}

@@ -43,8 +43,8 @@ fn is_2x2(p: &PoolAttrs) -> bool {
 }
 
 /// One plane of a 2×2, stride-2 max-pool written straight into its outputs: a two-level
-/// tournament (the first maximum in scan order, as the generic loop) with no callback and no index bookkeeping in the
-/// comparisons, so the compiler can vectorise it.
+/// tournament (the first maximum in scan order, as the generic loop) with no callback and no
+/// index bookkeeping in the comparisons, so the compiler can vectorise it.
 #[inline]
 fn max_pool_plane_2x2<const WINNERS: bool>(
     x: &[f32],
@@ -181,6 +181,7 @@ fn max_pool_forward<const WINNERS: bool>(
     let tasks = out.len().div_ceil(cells * per_task);
     let mut args: Vec<&mut [u32]> = arg.chunks_mut(arg_chunk).collect();
     args.resize_with(tasks, Default::default);
+    let plane_2x2 = is_2x2(attrs) && wo > 0;
     out.par_chunks_mut(cells * per_task)
         .zip(args)
         .with_min_len(min_job_len())
@@ -188,7 +189,7 @@ fn max_pool_forward<const WINNERS: bool>(
         .for_each(|(ti, (o, a))| {
             for (k, o) in o.chunks_mut(cells).enumerate() {
                 let xp = &x[(ti * per_task + k) * h * w..][..h * w];
-                if is_2x2(attrs) && wo > 0 {
+                if plane_2x2 {
                     let a = if WINNERS {
                         &mut a[k * cells..][..cells]
                     } else {
