@@ -1130,6 +1130,24 @@ pub struct Optimized {
     pub a_in: Tensor,
 }
 
+impl Optimized {
+    /// The state of spec rows `rows` (indices into dimension 1) alone.
+    pub fn select_rows(&self, rows: &Tensor) -> candle_core::Result<Optimized> {
+        let pick = |m: &HashMap<usize, Tensor>| -> candle_core::Result<HashMap<usize, Tensor>> {
+            m.iter()
+                .map(|(&k, t)| Ok((k, t.index_select(rows, 1)?)))
+                .collect()
+        };
+        Ok(Optimized {
+            lower: self.lower.index_select(rows, 1)?,
+            alpha: pick(&self.alpha)?,
+            beta: pick(&self.beta)?,
+            relu_coeffs: pick(&self.relu_coeffs)?,
+            a_in: self.a_in.index_select(rows, 1)?,
+        })
+    }
+}
+
 struct Adam {
     m: Tensor,
     v: Tensor,

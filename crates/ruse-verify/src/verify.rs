@@ -428,10 +428,71 @@ fn prove_case(
         } else {
             (bounds, root)
         };
-        relu_split(
-            graph, spec, case, &c, &d, &groups, &bounds, root, opts, deadline, stats,
+        relu_split_per_conjunction(
+            graph, spec, case, &c, &d, &groups, &bounds, &root, opts, deadline, stats,
         )
     }
+}
+
+/// ReLU branch and bound on each conjunction the root left open, one after another, hardest
+/// first. The unsafe set is the union of the conjunctions, so refuting each on the whole box
+/// refutes the case; a separate tree per conjunction bounds only its own rows (a robustness spec
+/// has nine single-row conjunctions, and a joint tree would carry all nine through every
+/// sub-domain) and branches on what costs those rows alone.
+#[allow(clippy::too_many_arguments)]
+fn relu_split_per_conjunction(
+    graph: &Graph,
+    spec: &Spec,
+    case: &Case,
+    c: &Tensor,
+    d: &Tensor,
+    groups: &[Vec<usize>],
+    bounds: &Bounds,
+    root: &crown::Optimized,
+    opts: &VerifyOptions,
+    deadline: Instant,
+    stats: &mut VerifyStats,
+) -> Result<CaseResult, VerifyError> {
+    let root_lb = root.lower.to_vec2::<f64>()?.remove(0);
+    // Best bound of a conjunction: it is refuted once any of its rows is positive.
+    let best = |g: &[usize]| {
+        g.iter()
+            .map(|&r| root_lb[r])
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let mut open: Vec<&Vec<usize>> = groups.iter().filter(|g| best(g) <= 0.0).collect();
+    open.sort_by(|p, q| best(p).total_cmp(&best(q)));
+    let mut unknown = None;
+    for g in open {
+        let idx = Tensor::from_vec(
+            g.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+            g.len(),
+            &Device::Cpu,
+        )?;
+        let sub_root = root.select_rows(&idx)?;
+        let sub_groups = vec![(0..g.len()).collect::<Vec<_>>()];
+        match relu_split(
+            graph,
+            spec,
+            case,
+            &c.index_select(&idx, 0)?,
+            &d.index_select(&idx, 0)?,
+            &sub_groups,
+            bounds,
+            sub_root,
+            opts,
+            deadline,
+            stats,
+        )? {
+            CaseResult::Proved(_) => {}
+            CaseResult::Unknown(why) => unknown = Some(why),
+            other => return Ok(other),
+        }
+    }
+    Ok(match unknown {
+        Some(why) => CaseResult::Unknown(why),
+        None => CaseResult::Proved("relu-split"),
+    })
 }
 
 /// The first nonlinearity that ReLU branch and bound cannot split (a sigmoid, tanh, …), if any.

@@ -593,3 +593,80 @@ fn optimised_sigmoid_and_tanh_slopes_are_sound_and_no_looser_than_crown() {
         "α-CROWN gained only {gained} over CROWN on S-curve nets"
     );
 }
+
+#[test]
+fn select_rows_keeps_exactly_the_chosen_spec_rows() {
+    // Branch and bound runs one tree per open conjunction, warm-started from the root's state
+    // restricted to that conjunction's rows; every field must carry those rows and no others.
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let g = build(
+        Arch::Mlp,
+        &ZooSpec {
+            input: [1, 6, 6],
+            classes: 4,
+            normalize: None,
+            seed: 2,
+        },
+    )
+    .unwrap();
+    let n = g.input_len();
+    let x: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+    let lo: Vec<f64> = x.iter().map(|v| (v - 0.05).max(0.0)).collect();
+    let hi: Vec<f64> = x.iter().map(|v| (v + 0.05).min(1.0)).collect();
+    let iv = interval(&g, &lo, &hi);
+    let (c, d, _) = rows(g.output_len());
+    let s = c.dim(0).unwrap();
+    assert!(s >= 3, "the test needs several rows");
+    let bounds = crown::compute_bounds(&g, &iv, Intermediate::Crown).unwrap();
+    let opt = crown::optimize_spec(
+        &g,
+        &bounds,
+        &iv,
+        &c,
+        &d,
+        None,
+        None,
+        None,
+        OptimizeOptions {
+            iterations: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let pick = [s - 1, 0];
+    let idx = Tensor::from_vec(pick.iter().map(|&r| r as u32).collect(), 2, &Device::Cpu).unwrap();
+    let sub = opt.select_rows(&idx).unwrap();
+    let full = opt.lower.to_vec2::<f64>().unwrap().remove(0);
+    let part = sub.lower.to_vec2::<f64>().unwrap().remove(0);
+    assert_eq!(part, vec![full[pick[0]], full[pick[1]]]);
+    let full_a = opt.a_in.to_vec3::<f64>().unwrap().remove(0);
+    let part_a = sub.a_in.to_vec3::<f64>().unwrap().remove(0);
+    assert_eq!(
+        part_a,
+        vec![full_a[pick[0]].clone(), full_a[pick[1]].clone()]
+    );
+    assert!(!opt.alpha.is_empty(), "an MLP has ReLU slopes");
+    for map in [
+        (&opt.alpha, &sub.alpha),
+        (&opt.relu_coeffs, &sub.relu_coeffs),
+    ] {
+        assert_eq!(map.0.len(), map.1.len());
+        for (k, t) in map.0 {
+            let want: Vec<f64> = pick
+                .iter()
+                .flat_map(|&r| {
+                    t.get(0)
+                        .unwrap()
+                        .get(r)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f64>()
+                        .unwrap()
+                })
+                .collect();
+            let got = map.1[k].flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            assert_eq!(got, want, "node {k}");
+        }
+    }
+}

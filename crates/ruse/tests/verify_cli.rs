@@ -128,6 +128,32 @@ fn verify_mnist_fc_known_sat_gives_a_checked_counterexample() {
     );
 }
 
+#[test]
+fn verify_mnist_fc_needs_relu_splits_and_proves_it() {
+    // α-CROWN leaves all nine rows open here; the reference verdict is unsat.
+    let Some(v) = vnncomp() else { return };
+    let onnx = v.join("mnist_fc/onnx/mnist-net_256x2.onnx");
+    let vnnlib = v.join("mnist_fc/vnnlib/prop_10_0.05.vnnlib");
+    let args = [
+        "verify",
+        "--onnx",
+        s(&onnx),
+        "--vnnlib",
+        s(&vnnlib),
+        "--timeout",
+        "120",
+    ];
+    let out = run(&args);
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "unsat");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("decided by relu-split"),
+        "{}",
+        describe(&args, &out)
+    );
+}
+
 // ---- a hand-made pair with an obvious answer ----------------------------------------------------
 
 #[test]
