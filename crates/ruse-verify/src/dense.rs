@@ -54,13 +54,31 @@ pub struct DenseBound {
 }
 
 /// `c[m×n] = a[m×k] · b[k×n]`, all row-major.
-fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+pub(crate) fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    gemm_strided(a, b, m, k, n, (1, n as isize))
+}
+
+/// `c[m×n] = a[m×k] · bᵀ` for `b` row-major `[n×k]`, all row-major.
+pub(crate) fn matmul_bt(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    gemm_strided(a, b, m, k, n, (k as isize, 1))
+}
+
+/// `a[m×k]` (row-major) times the `k×n` matrix stored in `b` with (column, row) strides `bs`.
+fn gemm_strided(
+    a: &[f64],
+    b: &[f64],
+    m: usize,
+    k: usize,
+    n: usize,
+    bs: (isize, isize),
+) -> Vec<f64> {
     let mut c = vec![0.0; m * n];
     if m == 0 || n == 0 || k == 0 {
         return c;
     }
     assert!(a.len() >= m * k && b.len() >= k * n, "dense matmul sizes");
-    // SAFETY: a (m×k), b (k×n) and c (m×n) are row-major and their lengths are checked above.
+    // SAFETY: a (m×k, row-major), c (m×n, row-major) and b (k·n elements, either layout; the
+    // strides address exactly those) have their lengths checked above.
     unsafe {
         gemm::gemm(
             m,
@@ -74,8 +92,8 @@ fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
             1,
             k as isize,
             b.as_ptr(),
-            1,
-            n as isize,
+            bs.0,
+            bs.1,
             0.0,
             1.0,
             false,
@@ -289,6 +307,16 @@ impl DenseNet {
         k + 1 < self.layers.len() || self.final_relu
     }
 
+    /// Rounding allowance of block `k`'s outputs when its inputs are at most `amax` in magnitude.
+    pub(crate) fn allowance(&self, k: usize, amax: &[f64]) -> Vec<f64> {
+        let l = &self.layers[k];
+        let mut dk = matmul(&l.err_w, amax, l.n_out, l.n_in, 1);
+        for (v, e) in dk.iter_mut().zip(&l.err_b) {
+            *v += e;
+        }
+        dk
+    }
+
     /// Backward from coefficients `a` (`[r × n_k]`) on the output of block `k` (its
     /// pre-activation `z_k`), with constant `bias`: returns input coefficients, constant and
     /// magnitude of the constant terms.
@@ -348,11 +376,7 @@ impl DenseNet {
                 pre[k - 1].1.iter().map(|v| v.max(0.0)).collect()
             };
             let l = &self.layers[k];
-            let mut dk = matmul(&l.err_w, &amax, l.n_out, l.n_in, 1);
-            for (v, e) in dk.iter_mut().zip(&l.err_b) {
-                *v += e;
-            }
-            deltas.push(dk);
+            deltas.push(self.allowance(k, &amax));
             if !self.has_relu(k) {
                 break;
             }
@@ -507,7 +531,7 @@ fn relax_relu(
 }
 
 /// Minimum of `a·x + bias` over the box, lowered by the f64 margin.
-fn concretize(
+pub(crate) fn concretize(
     a: &[f64],
     bias: &[f64],
     mag: &[f64],

@@ -11,6 +11,7 @@
 pub mod counterexample;
 pub mod crown;
 pub mod dense;
+pub mod dense_beta;
 pub mod falsify;
 pub mod ibp;
 mod sexp;

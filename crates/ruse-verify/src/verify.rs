@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::crown::{self, Bounds, Intermediate, OptimizeOptions, Relaxation};
 use crate::dense::DenseNet;
+use crate::dense_beta::SplitDomain;
 use crate::falsify::{check_points, f32_down, f32_up, falsify, recheck, FalsifyOptions};
 use crate::ibp::{BoundError, Interval};
 use crate::spec::{Case, Spec};
@@ -895,6 +896,17 @@ fn relu_split(
         lo.push(flat(&iv.lower)?);
         hi.push(flat(&iv.upper)?);
     }
+    // An affine/ReLU chain goes through the hand-written β-CROWN on f64 slices.
+    let sizes: Vec<usize> = layers.iter().map(|&(_, n)| n).collect();
+    let dense = match DenseNet::from_graph(graph)? {
+        Some(net) if net.fits_relu_layers(&sizes) => {
+            let deltas = net.allowances(&case.input.lower, &case.input.upper, &hi);
+            let cv = flat(c)?;
+            let dv = flat(d)?;
+            Some((net, deltas, cv, dv))
+        }
+        _ => None,
+    };
     let to_f32 = |t: &Tensor| -> candle_core::Result<Vec<f32>> {
         Ok(flat(t)?.into_iter().map(|v| v as f32).collect())
     };
@@ -970,8 +982,18 @@ fn relu_split(
         let chunk = b.div_ceil(threads).max(1);
         let parts = kids
             .par_chunks(chunk)
-            .map(|part| {
-                bound_kids(
+            .map(|part| match &dense {
+                Some((net, deltas, cv, dv)) => Ok(dense_kids(
+                    net,
+                    deltas,
+                    part,
+                    &case.input.lower,
+                    &case.input.upper,
+                    cv,
+                    dv,
+                    iters,
+                )),
+                None => bound_kids(
                     graph,
                     part,
                     &layers,
@@ -982,7 +1004,7 @@ fn relu_split(
                     c,
                     d,
                     iters,
-                )
+                ),
             })
             .collect::<Result<Vec<_>, VerifyError>>()?;
         stats.domains += b as u64;
@@ -1053,6 +1075,44 @@ struct KidBounds {
     alpha: Vec<Vec<f64>>,
     beta: Vec<Vec<f64>>,
     coeffs: Vec<Vec<f64>>,
+}
+
+/// β-CROWN bounds of `kids` on an affine/ReLU chain (`dense_beta`), in `bound_kids`' layout.
+#[allow(clippy::too_many_arguments)]
+fn dense_kids(
+    net: &DenseNet,
+    deltas: &[Vec<f64>],
+    kids: &[Domain],
+    x_lo: &[f64],
+    x_hi: &[f64],
+    c: &[f64],
+    d: &[f64],
+    iters: OptimizeOptions,
+) -> KidBounds {
+    let doms: Vec<SplitDomain> = kids
+        .iter()
+        .map(|k| SplitDomain {
+            lo: &k.lo,
+            hi: &k.hi,
+            sign: &k.sign,
+            alpha: &k.alpha,
+            beta: &k.beta,
+        })
+        .collect();
+    let out = net.beta_crown(x_lo, x_hi, c, d, deltas, &doms, iters);
+    let s = d.len();
+    let n_in = x_lo.len();
+    KidBounds {
+        lb: out.lower.chunks(s).map(<[f64]>::to_vec).collect(),
+        a_in: out
+            .a_in
+            .chunks(s * n_in)
+            .map(|dom| dom.chunks(n_in).map(<[f64]>::to_vec).collect())
+            .collect(),
+        alpha: out.alpha,
+        beta: out.beta,
+        coeffs: out.coeffs,
+    }
 }
 
 /// β-CROWN bounds (α and β warm-started from the parents) for `kids`.
