@@ -542,8 +542,12 @@ fn alpha_rounds(
     Ok(CaseResult::Timeout)
 }
 
-/// Branch and bound over the input box: split the dimension whose width most loosens the
-/// bound of the open rows, bound the halves with CROWN, batch by batch.
+/// Branch and bound over the input box. On an affine/ReLU chain with few inputs, two strategies
+/// take turns in doubling time slices, each resuming where it stopped: the coefficient-score
+/// split (`score_input_split`) and the split that tries every dimension (`smart_input_split`);
+/// each is much faster than the other on some instances, and turns cost the better one at most
+/// about twice its own time. (Half the budget to one, then the other, made a larger budget
+/// slower: a score-split instance of a few seconds waited out the first half.)
 #[allow(clippy::too_many_arguments)]
 fn input_split(
     graph: &Graph,
@@ -557,94 +561,171 @@ fn input_split(
     stats: &mut VerifyStats,
 ) -> Result<CaseResult, VerifyError> {
     let n = graph.input_len();
-    let mut stack: Vec<(Vec<f64>, Vec<f64>, usize)> =
-        vec![(case.input.lower.clone(), case.input.upper.clone(), 0)];
-    let batch = opts.batch.max(1) * 4;
-    // The dense fast path when the network is an affine/ReLU chain.
+    let (lo, hi) = (&case.input.lower, &case.input.upper);
+    let mut plain: Vec<BoxDom> = vec![(lo.clone(), hi.clone(), 0)];
     let dense = DenseNet::from_graph(graph)?;
     let (cv, dv): (Vec<f64>, Vec<f64>) = (c.flatten_all()?.to_vec1()?, d.to_vec1()?);
-    if let Some(net) = &dense {
-        if n <= SMART_SPLIT_MAX_DIMS {
-            // A portfolio: half the budget for trying every dimension, then the
-            // coefficient-score split (each is much faster than the other on some instances).
-            let half = Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2;
-            match smart_input_split(graph, spec, case, net, &cv, &dv, groups, opts, half, stats)? {
+    let score = ScoreSplit {
+        graph,
+        spec,
+        c,
+        d,
+        cv: &cv,
+        dv: &dv,
+        dense: dense.as_ref(),
+        groups,
+        opts,
+    };
+    let Some(net) = dense.as_ref().filter(|_| n <= SMART_SPLIT_MAX_DIMS) else {
+        return score.run(&mut plain, deadline, stats);
+    };
+    let mut smart: Vec<SmartDom> = vec![(
+        lo.clone(),
+        hi.clone(),
+        0,
+        vec![f64::NEG_INFINITY; dv.len()],
+        vec![0.0; dv.len() * n],
+    )];
+    let mut slice = Duration::from_millis(500);
+    // A strategy that gives up (a box it cannot split further) leaves the turns to the other.
+    let mut gave_up: [Option<String>; 2] = [None, None];
+    loop {
+        for (turn, quit) in gave_up.iter_mut().enumerate() {
+            if quit.is_some() {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(CaseResult::Timeout);
+            }
+            let until = (now + slice).min(deadline);
+            let r = if turn == 0 {
+                score.run(&mut plain, until, stats)?
+            } else {
+                smart_input_split(
+                    graph, spec, case, net, &cv, &dv, groups, opts, &mut smart, until, stats,
+                )?
+            };
+            match r {
                 CaseResult::Timeout => {}
+                CaseResult::Unknown(why) => *quit = Some(why),
                 done => return Ok(done),
             }
         }
+        if let [Some(_), Some(why)] = &gave_up {
+            return Ok(CaseResult::Unknown(why.clone()));
+        }
+        slice *= 2;
     }
-    while !stack.is_empty() {
-        if Instant::now() >= deadline {
-            return Ok(CaseResult::Timeout);
-        }
-        let take = stack.len().min(batch);
-        let doms: Vec<_> = stack.split_off(stack.len() - take);
-        let b = doms.len();
-        let (lb, a): (Vec<Vec<f64>>, Vec<Vec<Vec<f64>>>) = if let Some(net) = &dense {
-            doms.par_iter()
-                .map(|(dl, dh, _)| {
-                    let r = net.crown(dl, dh, &cv, &dv);
-                    let rows = r.a_in.chunks(n).map(|x| x.to_vec()).collect();
-                    (r.lower, rows)
-                })
-                .unzip()
-        } else {
-            let lo: Vec<f64> = doms.iter().flat_map(|d| d.0.iter().copied()).collect();
-            let hi: Vec<f64> = doms.iter().flat_map(|d| d.1.iter().copied()).collect();
-            let input = input_interval(graph, &lo, &hi, b)?;
-            let bounds = crown::compute_bounds(graph, &input, Intermediate::Crown)?;
-            let (lb, lin) = crown::crown_spec(graph, &bounds, &input, c, d, &Default::default())?;
-            (lb.to_vec2::<f64>()?, lin.a_in.to_vec3::<f64>()?)
-        };
-        stats.domains += b as u64;
-        let mut points: Vec<f32> = Vec::new();
-        for (k, (dlo, dhi, depth)) in doms.into_iter().enumerate() {
-            if refuted(&lb[k], groups) {
-                continue;
+}
+
+/// An input sub-box and its depth.
+type BoxDom = (Vec<f64>, Vec<f64>, usize);
+
+/// A sub-box for `smart_input_split`: lower, upper, depth, the parent's bound per row (valid on
+/// every sub-box, so a child's bound is the better of its own and its parent's — CROWN alone
+/// is not monotone in the box), and the parent's input coefficients (the tie-break score).
+type SmartDom = (Vec<f64>, Vec<f64>, usize, Vec<f64>, Vec<f64>);
+
+/// What the coefficient-score input split needs besides its stack.
+struct ScoreSplit<'a> {
+    graph: &'a Graph,
+    spec: &'a Spec,
+    c: &'a Tensor,
+    d: &'a Tensor,
+    cv: &'a [f64],
+    dv: &'a [f64],
+    dense: Option<&'a DenseNet>,
+    groups: &'a [Vec<usize>],
+    opts: &'a VerifyOptions,
+}
+
+impl ScoreSplit<'_> {
+    /// Splits the dimension whose width most loosens the bound of the open rows, bounding the
+    /// halves with CROWN batch by batch, until `stack` is empty (proved) or `deadline` (the
+    /// stack then holds what is left, to resume from).
+    fn run(
+        &self,
+        stack: &mut Vec<BoxDom>,
+        deadline: Instant,
+        stats: &mut VerifyStats,
+    ) -> Result<CaseResult, VerifyError> {
+        let (graph, groups) = (self.graph, self.groups);
+        let n = graph.input_len();
+        let batch = self.opts.batch.max(1) * 4;
+        while !stack.is_empty() {
+            if Instant::now() >= deadline {
+                return Ok(CaseResult::Timeout);
             }
-            stats.max_depth = stats.max_depth.max(depth);
-            let open = open_rows(&lb[k], groups);
-            // Candidate counterexamples: the centre and the minimiser of the worst open row.
-            let worst = open
-                .iter()
-                .copied()
-                .min_by(|&p, &q| lb[k][p].total_cmp(&lb[k][q]))
-                .unwrap_or(0);
-            points.extend(dlo.iter().zip(&dhi).map(|(&l, &h)| (0.5 * (l + h)) as f32));
-            points.extend((0..n).map(|i| {
-                if a[k][worst][i] > 0.0 {
-                    f32_up(dlo[i])
-                } else {
-                    f32_down(dhi[i])
+            let take = stack.len().min(batch);
+            let doms: Vec<_> = stack.split_off(stack.len() - take);
+            let b = doms.len();
+            let (lb, a): (Vec<Vec<f64>>, Vec<Vec<Vec<f64>>>) = if let Some(net) = self.dense {
+                doms.par_iter()
+                    .map(|(dl, dh, _)| {
+                        let r = net.crown(dl, dh, self.cv, self.dv);
+                        let rows = r.a_in.chunks(n).map(|x| x.to_vec()).collect();
+                        (r.lower, rows)
+                    })
+                    .unzip()
+            } else {
+                let lo: Vec<f64> = doms.iter().flat_map(|d| d.0.iter().copied()).collect();
+                let hi: Vec<f64> = doms.iter().flat_map(|d| d.1.iter().copied()).collect();
+                let input = input_interval(graph, &lo, &hi, b)?;
+                let bounds = crown::compute_bounds(graph, &input, Intermediate::Crown)?;
+                let (lb, lin) =
+                    crown::crown_spec(graph, &bounds, &input, self.c, self.d, &Default::default())?;
+                (lb.to_vec2::<f64>()?, lin.a_in.to_vec3::<f64>()?)
+            };
+            stats.domains += b as u64;
+            let mut points: Vec<f32> = Vec::new();
+            for (k, (dlo, dhi, depth)) in doms.into_iter().enumerate() {
+                if refuted(&lb[k], groups) {
+                    continue;
                 }
-            }));
-            let mut best = (0usize, -1.0f64);
-            for i in 0..n {
-                let w = dhi[i] - dlo[i];
-                let s: f64 = open.iter().map(|&r| a[k][r][i].abs()).sum::<f64>() * w;
-                if s > best.1 && w > 0.0 {
-                    best = (i, s);
+                stats.max_depth = stats.max_depth.max(depth);
+                let open = open_rows(&lb[k], groups);
+                // Candidate counterexamples: the centre and the minimiser of the worst open row.
+                let worst = open
+                    .iter()
+                    .copied()
+                    .min_by(|&p, &q| lb[k][p].total_cmp(&lb[k][q]))
+                    .unwrap_or(0);
+                points.extend(dlo.iter().zip(&dhi).map(|(&l, &h)| (0.5 * (l + h)) as f32));
+                points.extend((0..n).map(|i| {
+                    if a[k][worst][i] > 0.0 {
+                        f32_up(dlo[i])
+                    } else {
+                        f32_down(dhi[i])
+                    }
+                }));
+                let mut best = (0usize, -1.0f64);
+                for i in 0..n {
+                    let w = dhi[i] - dlo[i];
+                    let s: f64 = open.iter().map(|&r| a[k][r][i].abs()).sum::<f64>() * w;
+                    if s > best.1 && w > 0.0 {
+                        best = (i, s);
+                    }
                 }
+                let i = best.0;
+                let mid = 0.5 * (dlo[i] + dhi[i]);
+                if !(mid > dlo[i] && mid < dhi[i]) {
+                    return Ok(CaseResult::Unknown(
+                        "an input box cannot be split further".into(),
+                    ));
+                }
+                let (mut l2, mut h1) = (dlo.clone(), dhi.clone());
+                h1[i] = mid;
+                l2[i] = mid;
+                stack.push((dlo, h1, depth + 1));
+                stack.push((l2, dhi, depth + 1));
             }
-            let i = best.0;
-            let mid = 0.5 * (dlo[i] + dhi[i]);
-            if !(mid > dlo[i] && mid < dhi[i]) {
-                return Ok(CaseResult::Unknown(
-                    "an input box cannot be split further".into(),
-                ));
+            if let Some(ce) = check_points(graph, self.spec, &points)? {
+                return Ok(CaseResult::Sat(ce, "input-split"));
             }
-            let (mut l2, mut h1) = (dlo.clone(), dhi.clone());
-            h1[i] = mid;
-            l2[i] = mid;
-            stack.push((dlo, h1, depth + 1));
-            stack.push((l2, dhi, depth + 1));
         }
-        if let Some(ce) = check_points(graph, spec, &points)? {
-            return Ok(CaseResult::Sat(ce, "input-split"));
-        }
+        Ok(CaseResult::Proved("input-split"))
     }
-    Ok(CaseResult::Proved("input-split"))
 }
 
 /// Inputs of at most this many dimensions are split by trying every dimension.
@@ -673,28 +754,18 @@ fn smart_input_split(
     dv: &[f64],
     groups: &[Vec<usize>],
     opts: &VerifyOptions,
+    stack: &mut Vec<SmartDom>,
     deadline: Instant,
     stats: &mut VerifyStats,
 ) -> Result<CaseResult, VerifyError> {
     let n = graph.input_len();
-    // (lower, upper, depth, the parent's bound per row: valid on every sub-box, so a child's
-    // bound is the better of its own and its parent's — CROWN alone is not monotone in the box).
-    // The last element: the parent's input coefficients (the tie-break score).
-    type Dom = (Vec<f64>, Vec<f64>, usize, Vec<f64>, Vec<f64>);
-    let mut stack: Vec<Dom> = vec![(
-        case.input.lower.clone(),
-        case.input.upper.clone(),
-        0,
-        vec![f64::NEG_INFINITY; dv.len()],
-        vec![0.0; dv.len() * n],
-    )];
     let batch = opts.batch.max(1);
     while !stack.is_empty() {
         if Instant::now() >= deadline {
             return Ok(CaseResult::Timeout);
         }
         let take = stack.len().min(batch);
-        let doms: Vec<Dom> = stack.split_off(stack.len() - take);
+        let doms: Vec<SmartDom> = stack.split_off(stack.len() - take);
         // Every domain's candidate halves: (domain, dim, lower half?, lo, hi).
         let mut cands: Vec<(usize, usize, Vec<f64>, Vec<f64>)> = Vec::new();
         for (k, (dlo, dhi, _, _, _)) in doms.iter().enumerate() {
