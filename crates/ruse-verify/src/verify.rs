@@ -463,6 +463,8 @@ fn relu_split_per_conjunction(
     };
     let mut open: Vec<&Vec<usize>> = groups.iter().filter(|g| best(g) <= 0.0).collect();
     open.sort_by(|p, q| best(p).total_cmp(&best(q)));
+    // Folded once for every conjunction's tree.
+    let net = DenseNet::from_graph(graph)?;
     let mut unknown = None;
     for g in open {
         let idx = Tensor::from_vec(
@@ -474,6 +476,7 @@ fn relu_split_per_conjunction(
         let sub_groups = vec![(0..g.len()).collect::<Vec<_>>()];
         match relu_split(
             graph,
+            net.as_ref(),
             spec,
             case,
             &c.index_select(&idx, 0)?,
@@ -922,6 +925,7 @@ fn choose_branch(
 #[allow(clippy::too_many_arguments)]
 fn relu_split(
     graph: &Graph,
+    net: Option<&DenseNet>,
     spec: &Spec,
     case: &Case,
     c: &Tensor,
@@ -969,7 +973,7 @@ fn relu_split(
     }
     // An affine/ReLU chain goes through the hand-written β-CROWN on f64 slices.
     let sizes: Vec<usize> = layers.iter().map(|&(_, n)| n).collect();
-    let dense = match DenseNet::from_graph(graph)? {
+    let dense = match net {
         Some(net) if net.fits_relu_layers(&sizes) => {
             let deltas = net.allowances(&case.input.lower, &case.input.upper, &hi);
             let cv = flat(c)?;
